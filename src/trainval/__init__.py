@@ -1,0 +1,18 @@
+"""trainval: train and validate image classifiers with Keras's verbs, fast on a CPU and faster on a GPU.
+
+>>> import trainval
+>>> (x_train, y_train), (x_test, y_test) = trainval.datasets.cifar10.load_data()   # doctest: +SKIP
+>>> model = trainval.create_model("seed-cnn")                                       # doctest: +SKIP
+>>> model.fit(x_train, y_train, validation_data=(x_test, y_test), epochs=10, batch_size=100)  # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+from trainval import datasets, errors
+from trainval.api import create_model, list_models, load_model
+from trainval.model import Model
+from trainval.training import optimizers
+from trainval.training.callbacks import Callback, History
+
+__all__ = ["Callback", "History", "Model", "create_model", "datasets", "errors", "list_models", "load_model",
+           "optimizers", "__version__"]

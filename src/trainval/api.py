@@ -1,0 +1,71 @@
+"""The top-level functions: build a model by name, list the names, load a saved model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainval import models, saving
+from trainval.errors import ConfigError, ModelFileError
+from trainval.model import Model
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`create_model`, sorted."""
+    return models.registered_names()
+
+
+def create_model(name: str, num_classes: int = 10, input_shape: Sequence[int] = (32, 32, 3), *,
+                 seed: int | None = None, class_names: Sequence[str] | None = None,
+                 device: str | torch.device | None = None, **options: Any) -> Model:
+    """Build a registered architecture, freshly initialised, wrapped in a :class:`Model`.
+
+    ``input_shape`` is (height, width, channels), as in Keras. ``seed`` makes the initial weights
+    reproducible without touching torch's global random state. ``options`` go to the
+    architecture's builder.
+
+    >>> model = trainval.create_model("seed-cnn", seed=0)
+    >>> model.count_params()
+    1250858
+    """
+    entry = models.get_entry(name)
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ConfigError(f"num_classes must be an integer >= 2; got {num_classes!r}")
+    input_shape = tuple(int(size) for size in input_shape)
+    if len(input_shape) != 3 or min(input_shape) < 1:
+        raise ConfigError(f"input_shape must be (height, width, channels); got {input_shape}")
+    if seed is None:
+        module = entry.build(num_classes=num_classes, input_shape=input_shape, **options)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            module = entry.build(num_classes=num_classes, input_shape=input_shape, **options)
+    return Model(module, num_classes=num_classes, input_shape=input_shape, class_names=class_names, device=device,
+                 architecture={"name": name, "options": options}, default_optimizer=entry.default_optimizer)
+
+
+def load_model(path: str | os.PathLike[str], module: nn.Module | None = None,
+               device: str | torch.device | None = None) -> Model:
+    """Load a model saved with ``Model.save(path)``.
+
+    Registered architectures are rebuilt by name; a model around your own module needs that
+    module passed as ``module`` (its weights are then loaded into it).
+    """
+    spec = saving.read_spec(path)
+    architecture = spec.get("architecture")
+    num_classes, input_shape = spec.get("num_classes"), spec.get("input_shape")
+    if module is None:
+        if not architecture:
+            raise ModelFileError(f"{path} holds weights for a custom module: pass it, as in "
+                                 "trainval.load_model(path, module=MyNet())")
+        model = create_model(architecture["name"], num_classes, input_shape, class_names=spec.get("class_names"),
+                             device=device, **architecture.get("options", {}))
+    else:
+        model = Model(module, num_classes=num_classes, input_shape=tuple(input_shape) if input_shape else None,
+                      class_names=spec.get("class_names"), device=device)
+    saving.load_weights(model.module, path)
+    return model

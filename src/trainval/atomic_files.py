@@ -1,0 +1,42 @@
+"""Write files so that a crash or a full disk never leaves a half-written one behind.
+
+Everything goes to a temporary file in the destination's folder, is flushed and fsynced, and is
+then renamed over the destination in one step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+
+@contextlib.contextmanager
+def atomic_writer(destination: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """Open a temporary binary file that replaces ``destination`` only if the block succeeds.
+
+    >>> with atomic_writer("weights.bin") as f:   # doctest: +SKIP
+    ...     f.write(payload)
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, destination)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+
+
+def write_bytes_atomically(destination: str | os.PathLike[str], data: bytes) -> None:
+    """Replace ``destination`` with ``data`` in one step (see :func:`atomic_writer`)."""
+    with atomic_writer(destination) as handle:
+        handle.write(data)

@@ -1,0 +1,1 @@
+"""In-memory data: checking user arrays, splitting off validation data, and planning batches."""

@@ -1,0 +1,24 @@
+"""Which samples go into which batch: index tensors, so a batch is one gather from memory."""
+
+from __future__ import annotations
+
+import torch
+
+
+def training_batches(num_samples: int, batch_size: int, shuffle: bool,
+                     generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """Index tensors covering every sample exactly once, the last batch possibly partial.
+
+    A lone sample left over at the end joins the batch before it, because BatchNorm cannot
+    normalise a batch of one; every other partial batch is kept as it is.
+    """
+    order = torch.randperm(num_samples, generator=generator) if shuffle else torch.arange(num_samples)
+    batches = list(torch.split(order, batch_size))
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches[-2:] = [torch.cat(batches[-2:])]
+    return batches
+
+
+def evaluation_slices(num_samples: int, batch_size: int) -> list[slice]:
+    """Consecutive slices over all samples in order; the last may be partial and is never dropped."""
+    return [slice(start, min(start + batch_size, num_samples)) for start in range(0, num_samples, batch_size)]

@@ -1,0 +1,54 @@
+"""Keep decoded data sets as .npy files so that every load after the first takes a fraction of a second."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from trainval.atomic_files import atomic_writer
+from trainval.datasets.locations import cache_root
+
+Arrays = dict[str, np.ndarray]
+
+
+def source_fingerprint(paths: Iterable[Path]) -> str:
+    """A short key that changes whenever any source file is replaced, grown or touched."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        stat = path.stat()
+        digest.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def cached_arrays(name: str, fingerprint: str, decode: Callable[[], Arrays]) -> Arrays:
+    """Load the arrays cached for ``name``/``fingerprint``, or ``decode()`` them and cache the result.
+
+    A cache that is unreadable (a crash cannot cause one, since writes are atomic, but a user might
+    edit it) is decoded again. A cache folder that cannot be written is not an error: the data is
+    simply decoded on every load.
+    """
+    folder = cache_root() / "decoded" / f"{name}-{fingerprint}"
+    arrays = _load_all(folder)
+    if arrays is not None:
+        return arrays
+    arrays = decode()
+    try:
+        for key, array in arrays.items():
+            with atomic_writer(folder / f"{key}.npy") as handle:
+                np.save(handle, array, allow_pickle=False)
+        (folder / "complete").touch()
+    except OSError:
+        pass
+    return arrays
+
+
+def _load_all(folder: Path) -> Arrays | None:
+    if not (folder / "complete").exists():
+        return None
+    try:
+        return {path.stem: np.load(path, allow_pickle=False) for path in sorted(folder.glob("*.npy"))}
+    except (OSError, ValueError):
+        return None

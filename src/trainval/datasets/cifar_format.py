@@ -1,0 +1,105 @@
+"""Readers for the official CIFAR "python version" files (pickled dicts of uint8 rows)."""
+
+from __future__ import annotations
+
+import pickle
+import tarfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainval.datasets.safe_pickle import safe_loads
+from trainval.errors import DataError
+
+IMAGE_SHAPE = (32, 32, 3)
+_ROW_BYTES = 32 * 32 * 3
+
+ReadMembers = Callable[[Sequence[str]], dict[str, bytes]]
+
+
+def _unpickle(blob: bytes, where: str) -> dict[bytes, Any]:
+    try:
+        content = safe_loads(blob)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, MemoryError, OverflowError, UnicodeDecodeError) as error:
+        raise DataError(
+            f"{where} is not a readable CIFAR file ({error or type(error).__name__}); it is truncated, "
+            "corrupt or not what it claims to be. Delete it and download the data set again."
+        ) from error
+    if not isinstance(content, dict):
+        raise DataError(f"{where} holds a {type(content).__name__}, not the dict of a CIFAR file; "
+                        "delete it and download the data set again.")
+    return content
+
+
+def read_batch(blob: bytes, where: str, label_key: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one pickled batch into NHWC uint8 images and uint8 labels of shape (N,).
+
+    ``where`` names the file in error messages; ``label_key`` is ``b"labels"`` (CIFAR-10) or
+    ``b"fine_labels"`` / ``b"coarse_labels"`` (CIFAR-100).
+    """
+    content = _unpickle(blob, where)
+    rows, labels = content.get(b"data"), content.get(label_key)
+    if not isinstance(rows, np.ndarray) or rows.dtype != np.uint8 or rows.ndim != 2 or rows.shape[1] != _ROW_BYTES:
+        raise DataError(f"{where} has no uint8 'data' array of rows of {_ROW_BYTES} bytes; "
+                        "it is not an official CIFAR file. Download the data set again.")
+    try:
+        labels = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{where} has unreadable '{label_key.decode()}'; download the data set again.") from error
+    if labels.shape != (len(rows),):
+        raise DataError(f"{where} has {len(rows)} images but '{label_key.decode()}' holds "
+                        f"{labels.size} entries; download the data set again.")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DataError(f"{where} has labels outside 0..{num_classes - 1}; download the data set again.")
+    images = rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), labels.astype(np.uint8)
+
+
+def read_label_names(blob: bytes, where: str, key: bytes) -> list[str]:
+    """Read the class names stored under ``key`` in a CIFAR meta file."""
+    names = _unpickle(blob, where).get(key)
+    if not isinstance(names, list) or not all(isinstance(n, (bytes, str)) for n in names):
+        raise DataError(f"{where} has no list of class names under '{key.decode()}'; download the data set again.")
+    return [n.decode() if isinstance(n, bytes) else n for n in names]
+
+
+def folder_reader(folder: Path) -> ReadMembers:
+    """Read members of an extracted ``cifar-*-py`` folder by file name."""
+    def read(names: Sequence[str]) -> dict[str, bytes]:
+        blobs = {}
+        for name in names:
+            path = folder / name
+            try:
+                blobs[name] = path.read_bytes()
+            except FileNotFoundError:
+                raise DataError(f"{path} is missing; the data set folder is incomplete. Download the "
+                                "data set again or point --data-dir at a complete copy.") from None
+            except OSError as error:
+                raise DataError(f"cannot read {path}: {error}") from error
+        return blobs
+    return read
+
+
+def tarball_reader(archive: Path, inner_folder: str) -> ReadMembers:
+    """Read members straight out of the official ``.tar.gz`` in one pass, without extracting it."""
+    def read(names: Sequence[str]) -> dict[str, bytes]:
+        wanted = {f"{inner_folder}/{name}": name for name in names}
+        blobs = {}
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                for member in tar:
+                    name = wanted.get(member.name)
+                    handle = tar.extractfile(member) if name and member.isfile() else None
+                    if handle is not None:
+                        blobs[name] = handle.read()
+        except (tarfile.TarError, EOFError, OSError, ValueError) as error:
+            raise DataError(f"{archive} is truncated or corrupt ({error}); delete it and download it again.") from error
+        missing = sorted(set(names) - set(blobs))
+        if missing:
+            raise DataError(f"{archive} has no {inner_folder}/{missing[0]}; it is not the official archive. "
+                            "Delete it and download it again.")
+        return blobs
+    return read

@@ -1,0 +1,252 @@
+"""``trainval.Model``: Keras's compile / fit / evaluate / predict over any ``torch.nn.Module``.
+
+The module must return logits (unnormalised class scores); ``predict`` applies the softmax and
+the loss works on logits, which is the numerically stable way to do what Keras's final softmax
+layer plus categorical cross-entropy do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainval.data.batches import training_batches
+from trainval.data.inputs import images_to_tensor, labels_to_tensor
+from trainval.data.splits import holdout_split
+from trainval.errors import ConfigError, InputError
+from trainval.training.callbacks import Callback, CallbackList, History
+from trainval.training.loop import LossFunction, Trainer, evaluate_logits, predict_logits, train_one_epoch
+from trainval.training.optimizers import Adam, OptimizerSpec, resolve_optimizer
+from trainval.training.precision import resolve_device, resolve_precision
+from trainval.training.progress import ProgressLogger, format_metrics, format_timing, resolve_verbose
+
+_CROSS_ENTROPY_NAMES = ("categorical_crossentropy", "sparse_categorical_crossentropy", "crossentropy")
+_METRIC_NAMES = ("accuracy", "acc")
+_EVAL_BATCH_SIZE = 256  # evaluation results do not depend on it; larger batches are simply faster
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def _resolve_loss(loss: str | LossFunction) -> LossFunction:
+    if callable(loss):
+        return loss
+    if loss in _CROSS_ENTROPY_NAMES:
+        return F.cross_entropy
+    raise ConfigError(f"unknown loss {loss!r}; use one of {', '.join(_CROSS_ENTROPY_NAMES)} or a callable "
+                      "loss(logits, class_indices) -> scalar tensor")
+
+
+class Model:
+    """A classifier with Keras's verbs around a torch module that returns logits.
+
+    >>> model = trainval.create_model("seed-cnn")                        # doctest: +SKIP
+    >>> history = model.fit(x_train, y_train, epochs=10, batch_size=100,
+    ...                     validation_data=(x_test, y_test))              # doctest: +SKIP
+    >>> loss, acc = model.evaluate(x_test, y_test, verbose=0)              # doctest: +SKIP
+
+    Args:
+        module: any ``torch.nn.Module`` mapping an (N, C, H, W) float batch to (N, classes) logits.
+        num_classes: output classes; found with one forward pass when not given.
+        input_shape: (H, W, C) of one image; taken from the first data seen when not given.
+        class_names: optional names, saved with the model and used when printing predictions.
+        device: ``"cpu"``, ``"cuda"``, ...; CUDA when present by default.
+        architecture: how to rebuild the module by name (set by ``create_model``; needed by ``load_model``).
+        default_optimizer: what ``compile`` uses when given no optimizer (Adam when None).
+    """
+
+    def __init__(self, module: nn.Module, *, num_classes: int | None = None,
+                 input_shape: tuple[int, int, int] | None = None, class_names: Sequence[str] | None = None,
+                 device: str | torch.device | None = None, architecture: dict[str, Any] | None = None,
+                 default_optimizer: OptimizerSpec | None = None) -> None:
+        if not isinstance(module, nn.Module):
+            raise ConfigError(f"Model wraps a torch.nn.Module; got {type(module).__name__}")
+        self.device = resolve_device(device)
+        self.module = module.to(self.device).to(memory_format=torch.channels_last)
+        self.num_classes = num_classes
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self.class_names = list(class_names) if class_names is not None else None
+        self.architecture = architecture
+        self.default_optimizer = default_optimizer or Adam()
+        self.stop_training = False
+        self.history: History | None = None
+        self._trainer: Trainer | None = None
+
+    # -- configuration ---------------------------------------------------------------------------
+
+    def compile(self, optimizer: str | OptimizerSpec | torch.optim.Optimizer | None = None,
+                loss: str | LossFunction = "categorical_crossentropy",
+                metrics: Sequence[str] | None = ("accuracy",), precision: str = "auto") -> None:
+        """Choose the optimiser, loss and precision; optional (``fit`` compiles with the defaults).
+
+        ``optimizer`` is a name (``"sgd"``, ``"adam"``), a spec such as
+        ``trainval.optimizers.SGD(learning_rate=0.01, momentum=0.9, nesterov=True, decay=1e-6)``,
+        a ``torch.optim.Optimizer``, or None for the architecture's default. Accuracy is always
+        reported as ``acc``. ``precision``: ``"auto"`` (bf16 where the hardware runs it natively),
+        ``"bf16"`` or ``"fp32"``.
+        """
+        unknown = [m for m in (metrics or ()) if m not in _METRIC_NAMES]
+        if unknown:
+            raise ConfigError(f"unknown metric {unknown[0]!r}; trainval reports accuracy ('accuracy' or 'acc')")
+        torch_optimizer, schedule = resolve_optimizer(optimizer or self.default_optimizer, self.module.parameters())
+        self._trainer = Trainer(self.module, torch_optimizer, schedule, _resolve_loss(loss), self.device,
+                                resolve_precision(precision, self.device))
+
+    @property
+    def precision(self) -> str:
+        """The precision training and inference run in (``"bf16"`` or ``"fp32"``)."""
+        return self._compiled().precision
+
+    def _compiled(self) -> Trainer:
+        if self._trainer is None:
+            self.compile()
+        assert self._trainer is not None
+        return self._trainer
+
+    def count_params(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.module.parameters() if p.requires_grad)
+
+    # -- data checks ---------------------------------------------------------------------------------
+
+    def _images(self, x: Any, name: str) -> torch.Tensor:
+        images = images_to_tensor(x, name, self.input_shape)
+        if self.input_shape is None:
+            self.input_shape = (images.shape[2], images.shape[3], images.shape[1])
+        if self.num_classes is None:
+            self.num_classes = self._count_outputs(images[:1])
+        return images
+
+    def _count_outputs(self, sample: torch.Tensor) -> int:
+        was_training = self.module.training
+        logits = predict_logits(self.module, sample, 1, self.device, "fp32")
+        self.module.train(was_training)
+        if logits.ndim != 2:
+            raise ConfigError(f"the module must return logits shaped (N, classes); it returned shape {tuple(logits.shape)}")
+        return int(logits.shape[1])
+
+    def _labelled(self, x: Any, y: Any, x_name: str, y_name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if y is None:
+            raise InputError(f"{y_name} is missing: pass the labels of {x_name}")
+        images = self._images(x, x_name)
+        assert self.num_classes is not None
+        return images, labels_to_tensor(y, self.num_classes, len(images), y_name)
+
+    # -- Keras verbs -------------------------------------------------------------------------------
+
+    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = 32, epochs: int = 1,
+            verbose: int | str = "auto", callbacks: Sequence[Callback] | None = None,
+            validation_split: float = 0.0, validation_data: tuple[Any, Any] | None = None,
+            shuffle: bool = True, initial_epoch: int = 0, seed: int | None = None) -> History:
+        """Train for ``epochs - initial_epoch`` epochs and return the :class:`History`.
+
+        Every sample is used once per epoch, the last partial batch included. ``validation_split``
+        holds out a stratified, shuffled fraction of ``x`` (not its last rows); ``validation_data``
+        takes a separate ``(x_val, y_val)`` and wins over the split. ``seed`` fixes the shuffling,
+        the split and dropout, so a model created with the same seed trains to identical weights.
+        ``verbose``: 0 silent, 1 live bar, 2 one line per epoch, ``"auto"`` 1 in a terminal else 2.
+        """
+        batch_size = _check_int("batch_size", 32 if batch_size is None else batch_size, 1)
+        epochs = _check_int("epochs", epochs, 0)
+        initial_epoch = _check_int("initial_epoch", initial_epoch, 0)
+        verbose = resolve_verbose(verbose)
+        if not 0.0 <= validation_split < 1.0:
+            raise ConfigError(f"validation_split must be in [0, 1); got {validation_split}")
+        images, labels = self._labelled(x, y, "x", "y")
+        validation = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise InputError("validation_data must be a pair (x_val, y_val)")
+            validation = self._labelled(validation_data[0], validation_data[1], "validation_data[0]", "validation_data[1]")
+        elif validation_split > 0.0:
+            train_idx, val_idx = holdout_split(labels.numpy(), float(validation_split), seed)
+            validation = images[val_idx], labels[val_idx]
+            images, labels = images[train_idx], labels[train_idx]
+        trainer = self._compiled()
+
+        history = History()
+        loggers = [ProgressLogger(verbose)] if verbose else []
+        callback_list = CallbackList([*(callbacks or ()), history, *loggers])
+        callback_list.set_model(self)
+        callback_list.set_params({
+            "epochs": epochs, "batch_size": batch_size, "samples": len(images),
+            "steps": len(training_batches(len(images), batch_size, shuffle=False)),
+            "val_samples": len(validation[0]) if validation else 0, "verbose": verbose,
+        })
+        self.stop_training = False
+        with self._seeded(seed) as generator:
+            callback_list.on_train_begin()
+            for epoch in range(initial_epoch, epochs):
+                callback_list.on_epoch_begin(epoch)
+                batches = training_batches(len(images), batch_size, shuffle, generator)
+                logs: dict[str, Any] = train_one_epoch(trainer, images, labels, batches, callback_list)
+                if validation is not None:
+                    scores = self._score(*validation, batch_size=max(batch_size, _EVAL_BATCH_SIZE))
+                    logs.update(val_loss=scores["loss"], val_acc=scores["acc"])
+                callback_list.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+            callback_list.on_train_end()
+        self.history = history
+        return history
+
+    @contextlib.contextmanager
+    def _seeded(self, seed: int | None) -> Iterator[torch.Generator]:
+        """Seed dropout (torch's global RNG, restored afterwards) and the shuffling generator."""
+        generator = torch.Generator()
+        if seed is None:
+            generator.manual_seed(int(torch.randint(0, 2**62, ())))
+            yield generator
+            return
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            generator.manual_seed(seed)
+            yield generator
+
+    def _score(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> dict[str, float]:
+        trainer = self._compiled()
+        logits = predict_logits(self.module, images, batch_size, self.device, trainer.precision)
+        return evaluate_logits(logits, labels, trainer.loss_fn)
+
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
+                 verbose: int | str = "auto") -> list[float]:
+        """Return ``[loss, acc]`` over every sample of ``(x, y)`` (none dropped), in eval mode."""
+        batch_size = _check_int("batch_size", _EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
+        verbose = resolve_verbose(verbose)
+        images, labels = self._labelled(x, y, "x", "y")
+        start = time.perf_counter()
+        scores = self._score(images, labels, batch_size)
+        if verbose:
+            steps = -(-len(images) // batch_size)
+            print(f"{len(images)}/{len(images)} - {format_timing(time.perf_counter() - start, steps)} - "
+                  f"{format_metrics(scores)}", flush=True)
+        return [scores["loss"], scores["acc"]]
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: int | str = 0) -> np.ndarray:
+        """Class probabilities, float32 of shape (N, classes), for every image in ``x``."""
+        batch_size = _check_int("batch_size", _EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
+        images = self._images(x, "x")
+        logits = predict_logits(self.module, images, batch_size, self.device, self._compiled().precision)
+        return torch.softmax(logits, dim=1).cpu().numpy()
+
+    def predict_classes(self, x: Any, batch_size: int | None = None) -> np.ndarray:
+        """The most probable class index for every image in ``x`` (int64, shape (N,))."""
+        return self.predict(x, batch_size=batch_size).argmax(axis=1)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save to folder ``path``: weights as safetensors plus a JSON spec. See ``trainval.load_model``."""
+        from trainval.saving import save_model
+
+        save_model(self, path)

@@ -1,0 +1,52 @@
+"""Architectures found by name, so the CLI and the Python API share one lookup.
+
+Adding a model family means one new module that decorates its builder with :func:`register_model`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from trainval.errors import ConfigError
+
+ModuleBuilder = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered architecture: how to build it and how it trains when the user says nothing."""
+
+    name: str
+    build: ModuleBuilder  # build(num_classes=..., input_shape=(H, W, C), **options) -> module returning logits
+    description: str
+    default_optimizer: Any = None  # an optimizer spec from trainval.training.optimizers, or None for Adam
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, *, description: str, default_optimizer: Any = None) -> Callable[[ModuleBuilder], ModuleBuilder]:
+    """Decorator that adds an architecture builder to the registry under ``name``."""
+    def add(build: ModuleBuilder) -> ModuleBuilder:
+        if name in _REGISTRY:
+            raise ValueError(f"a model named {name!r} is already registered")
+        _REGISTRY[name] = ModelEntry(name, build, description, default_optimizer)
+        return build
+    return add
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry for ``name``; a ConfigError listing the known names if there is none."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def registered_names() -> list[str]:
+    """Names of all registered architectures, sorted."""
+    return sorted(_REGISTRY)

@@ -1,0 +1,86 @@
+"""The saved-model format: a folder with ``model.safetensors`` (weights) and ``model.json`` (spec).
+
+No pickle anywhere: loading a model never runs code from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as dump_safetensors
+
+from trainval.atomic_files import write_bytes_atomically
+from trainval.errors import ModelFileError
+
+if TYPE_CHECKING:
+    from trainval.model import Model
+
+FORMAT = "trainval-model"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+SPEC_FILE = "model.json"
+
+
+def save_model(model: Model, path: str | os.PathLike[str]) -> Path:
+    """Write ``model`` into folder ``path`` (created if needed); each file is replaced atomically."""
+    from trainval import __version__
+
+    folder = Path(path)
+    # Cloning breaks storage sharing (tied weights), which safetensors refuses to write.
+    tensors = {name: value.detach().cpu().contiguous().clone() for name, value in model.module.state_dict().items()}
+    spec = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "trainval_version": __version__,
+        "architecture": model.architecture,
+        "num_classes": model.num_classes,
+        "input_shape": list(model.input_shape) if model.input_shape else None,
+        "class_names": model.class_names,
+    }
+    try:
+        write_bytes_atomically(folder / WEIGHTS_FILE, dump_safetensors(tensors))
+        write_bytes_atomically(folder / SPEC_FILE, (json.dumps(spec, indent=2) + "\n").encode())
+    except OSError as error:
+        raise ModelFileError(f"cannot save the model to {folder}: {error}. Choose a writable folder "
+                             "with enough free space.") from error
+    return folder
+
+
+def read_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check ``model.json`` of a saved-model folder."""
+    spec_file = Path(path) / SPEC_FILE
+    try:
+        spec = json.loads(spec_file.read_text())
+    except FileNotFoundError:
+        raise ModelFileError(f"{spec_file} is missing: {path} is not a model saved by trainval "
+                             "(model.save(path) or trainval train --output)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelFileError(f"{spec_file} is unreadable or corrupt ({error}); save the model again") from error
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
+        raise ModelFileError(f"{spec_file} is not a trainval model spec")
+    if spec.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelFileError(f"{path} was saved by a newer trainval (format {spec['format_version']}); upgrade trainval")
+    return spec
+
+
+def load_weights(module: torch.nn.Module, path: str | os.PathLike[str]) -> None:
+    """Load ``model.safetensors`` from ``path`` into ``module``; every tensor name and shape must match."""
+    weights_file = Path(path) / WEIGHTS_FILE
+    try:
+        tensors = load_safetensors(weights_file.read_bytes())
+    except FileNotFoundError:
+        raise ModelFileError(f"{weights_file} is missing; save the model again") from None
+    except (OSError, SafetensorError, ValueError) as error:
+        raise ModelFileError(f"{weights_file} is truncated or corrupt ({error}); save the model again") from error
+    try:
+        module.load_state_dict(tensors, strict=True)
+    except RuntimeError as error:
+        first_line = str(error).splitlines()[0]
+        raise ModelFileError(f"the weights in {weights_file} do not fit this architecture ({first_line}); "
+                             "load them into the network they were trained with") from error

@@ -1,0 +1,92 @@
+"""Callbacks: code the training loop calls at named moments, with Keras's names and meanings.
+
+The loop itself knows nothing of printing or files; progress bars, logs and checkpoints are
+callbacks. Subclass :class:`Callback` and override the hooks you need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+Logs = dict[str, Any]
+
+
+class Callback:
+    """Base class: every hook does nothing. ``self.model`` and ``self.params`` are set before training."""
+
+    def __init__(self) -> None:
+        self.model: Any = None
+        self.params: dict[str, Any] = {}
+
+    def set_model(self, model: Any) -> None:
+        self.model = model
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        """Before the first epoch."""
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        """After the last epoch (also after an early stop)."""
+
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        """Before epoch ``epoch`` (0-based)."""
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        """After epoch ``epoch``; ``logs`` holds ``loss``, ``acc`` and, with validation, ``val_loss``, ``val_acc``."""
+
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        """After training step ``batch`` of the epoch; ``logs["seen"]`` counts samples so far and
+        ``logs["running"].result()`` gives the epoch's running averages (it waits for the device)."""
+
+
+class CallbackList(Callback):
+    """Calls each hook on every callback in order."""
+
+    def __init__(self, callbacks: Iterable[Callback]) -> None:
+        super().__init__()
+        self.callbacks = list(callbacks)
+
+    def set_model(self, model: Any) -> None:
+        for callback in self.callbacks:
+            callback.set_model(model)
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        for callback in self.callbacks:
+            callback.set_params(params)
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        for callback in self.callbacks:
+            callback.on_train_begin(logs)
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        for callback in self.callbacks:
+            callback.on_train_end(logs)
+
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        for callback in self.callbacks:
+            callback.on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        for callback in self.callbacks:
+            callback.on_epoch_end(epoch, logs)
+
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        for callback in self.callbacks:
+            callback.on_train_batch_end(batch, logs)
+
+
+class History(Callback):
+    """Records each epoch's metrics: ``history.history["val_acc"][-1]`` is the last validation accuracy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch: list[int] = []
+        self.history: dict[str, list[float]] = {}
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +23,15 @@ def source_fingerprint(paths: Iterable[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
-def cached_arrays(name: str, fingerprint: str, decode: Callable[[], Arrays]) -> Arrays:
-    """Load the arrays cached for ``name``/``fingerprint``, or ``decode()`` them and cache the result.
+def cached_arrays(name: str, fingerprint: str, keys: Sequence[str], decode: Callable[[], Arrays]) -> Arrays:
+    """Load the arrays ``keys`` cached for ``name``/``fingerprint``, or ``decode()`` them and cache the result.
 
     A cache that is unreadable (a crash cannot cause one, since writes are atomic, but a user might
     edit it) is decoded again. A cache folder that cannot be written is not an error: the data is
     simply decoded on every load.
     """
     folder = cache_root() / "decoded" / f"{name}-{fingerprint}"
-    arrays = _load_all(folder)
+    arrays = _load_all(folder, keys)
     if arrays is not None:
         return arrays
     arrays = decode()
@@ -45,10 +45,10 @@ def cached_arrays(name: str, fingerprint: str, decode: Callable[[], Arrays]) -> 
     return arrays
 
 
-def _load_all(folder: Path) -> Arrays | None:
+def _load_all(folder: Path, keys: Sequence[str]) -> Arrays | None:
     if not (folder / "complete").exists():
         return None
     try:
-        return {path.stem: np.load(path, allow_pickle=False) for path in sorted(folder.glob("*.npy"))}
+        return {key: np.load(folder / f"{key}.npy", allow_pickle=False) for key in keys}
     except (OSError, ValueError):
         return None

@@ -24,6 +24,8 @@ TEST_FILE = "test_batch"
 NUM_CLASSES = 10
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
+_ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
+
 Split = tuple[np.ndarray, np.ndarray]
 
 
@@ -46,13 +48,14 @@ def load_data(data_dir: str | os.PathLike[str] | None = None) -> tuple[Split, Sp
     """
     source, read_members = _locate(user_data_dir(data_dir))
     fingerprint = array_cache.source_fingerprint(source)
-    arrays = array_cache.cached_arrays("cifar10", fingerprint, lambda: _decode(read_members))
+    arrays = array_cache.cached_arrays("cifar10", fingerprint, _ARRAY_NAMES, lambda: _decode(read_members))
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 
 def _decode(read_members: cifar_format.ReadMembers) -> dict[str, np.ndarray]:
     blobs = read_members(TRAIN_FILES + (TEST_FILE,))
-    decoded = {name: cifar_format.read_batch(blob, name, b"labels", NUM_CLASSES) for name, blob in blobs.items()}
+    decoded = {name: cifar_format.read_batch(blob, where, b"labels", NUM_CLASSES)
+               for name, (where, blob) in blobs.items()}
     train = [decoded[name] for name in TRAIN_FILES]
     x_test, y_test = decoded[TEST_FILE]
     return {
@@ -72,6 +75,8 @@ def _locate(root: Path | None) -> tuple[list[Path], cifar_format.ReadMembers]:
             return found
         download_and_verify(URL, MD5, cache / ARCHIVE_NAME)
         return _find_in(cache)  # type: ignore[return-value]
+    if root.is_file() and root.name.endswith(".tar.gz"):
+        return [root], cifar_format.tarball_reader(root, FOLDER_NAME)
     for folder in (root, root / "cifar10"):
         found = _find_in(folder)
         if found is not None:

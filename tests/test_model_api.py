@@ -186,8 +186,8 @@ def test_compile_with_an_optimizer_spec_sets_the_keras_decay_schedule():
     x, y = tiny_images(count=16)
     model = tiny_model()
     model.compile(optimizer=SGD(learning_rate=0.1, momentum=0.9, nesterov=True, decay=0.5))
-    model.fit(x, y, batch_size=4, epochs=1, verbose=0)  # 4 updates: lr after them = 0.1 / (1 + 0.5 * 4)
-    assert model._compiled().optimizer.param_groups[0]["lr"] == pytest.approx(0.1 / 3)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)  # updates 0..3; Keras: update t uses 0.1 / (1 + 0.5 t)
+    assert model._compiled().optimizer.param_groups[0]["lr"] == pytest.approx(0.1 / (1 + 0.5 * 3))
 
 
 def test_verbose_2_prints_one_keras_line_per_epoch(capsys):

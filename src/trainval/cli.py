@@ -1,18 +1,34 @@
-"""The ``trainval`` command: a thin face over :mod:`trainval.experiment` and the API."""
+"""The ``trainval`` command: a thin face over :mod:`trainval.experiment` and :mod:`trainval.bench`."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
-from trainval import __version__, datasets
+from trainval import __version__, datasets, presets
 from trainval.api import list_models
+from trainval.atomic_files import write_bytes_atomically
+from trainval.bench import BenchReport, SeedResult, compare_throughput, run_bench
 from trainval.errors import ConfigError, TrainvalError
 from trainval.experiment import VALIDATION_MODES, TrainConfig, accuracy_line, run_training
 from trainval.training.precision import PRECISIONS
 
 _DEFAULTS = TrainConfig()
+
+
+def _add_common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default=_DEFAULTS.preset, choices=presets.names(),
+                        help="training recipe: " + "; ".join(f"{name}: {presets.get(name).description}".replace("%", "%%")
+                                                            for name in presets.names()) + " (default: %(default)s)")
+    parser.add_argument("--dataset", default=_DEFAULTS.dataset, choices=datasets.names(),
+                        help="data set to train on (default: %(default)s)")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder holding the data set files (default: $TRAINVAL_DATA, else download to ~/.cache/trainval)")
+    parser.add_argument("--precision", default=_DEFAULTS.precision, choices=PRECISIONS,
+                        help="auto: bf16 on GPUs and on CPUs with native bf16 (AVX-512 BF16/AMX), else fp32 "
+                             "(default: %(default)s)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -28,31 +44,46 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Train a model on a data set, validate after every epoch, then score the test set once and "
                     "print its accuracy with a 95% confidence interval.",
     )
-    train.add_argument("--dataset", default=_DEFAULTS.dataset, choices=datasets.names(), help="data set to train on (default: %(default)s)")
-    train.add_argument("--model", default=_DEFAULTS.model, help=f"architecture, one of: {', '.join(list_models())} (default: %(default)s)")
-    train.add_argument("--epochs", type=int, default=_DEFAULTS.epochs, help="passes over the training data (default: %(default)s)")
-    train.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="images per training step (default: %(default)s)")
+    _add_common_options(train)
+    train.add_argument("--model", help=f"architecture, one of: {', '.join(list_models())} (default: the preset's)")
+    train.add_argument("--epochs", type=int, help="passes over the training data (default: the preset's)")
+    train.add_argument("--batch-size", type=int,
+                       help="images per training step; the learning rate scales with it (default: the preset's)")
     train.add_argument("--seed", type=int, default=_DEFAULTS.seed,
-                       help="seeds initial weights, the holdout split, shuffling and dropout (same seed, same result on CPU; default: %(default)s)")
-    train.add_argument("--data-dir", default=None,
-                       help="folder holding the data set files (default: $TRAINVAL_DATA, else download to ~/.cache/trainval)")
-    train.add_argument("--precision", default=_DEFAULTS.precision, choices=PRECISIONS,
-                       help="auto: bf16 on GPUs and on CPUs with native bf16 (AVX-512 BF16/AMX), else fp32 (default: %(default)s)")
+                       help="seeds initial weights, the holdout split, shuffling, augmentation and dropout "
+                            "(same seed, same result on CPU; default: %(default)s)")
     train.add_argument("--validation", default=_DEFAULTS.validation, choices=VALIDATION_MODES,
                        help="holdout: validate on images held out of the training set (honest); test: on the test "
-                            "set, as the Keras tutorial does (biases the test score); none: no validation (default: %(default)s)")
+                            "set, as the Keras tutorial does (biases the test score); none: train on all training "
+                            "images without validation (default: %(default)s)")
     train.add_argument("--holdout-size", type=int, default=_DEFAULTS.holdout_size,
                        help="training images held out, stratified by class, with --validation holdout (default: %(default)s)")
     train.add_argument("--output", default=None, help="folder to save the trained model in (load with trainval.load_model)")
     train.add_argument("--verbose", default="auto", choices=["auto", "0", "1", "2"],
                        help="0 silent, 1 live progress bar, 2 one line per epoch; auto: 1 in a terminal, else 2")
+    train.set_defaults(handler=_train)
+
+    bench = commands.add_parser(
+        "bench", help="run a preset for several seeds and print accuracy and speed per seed, with a summary",
+        description="Train a preset once per seed (0..N-1) on all training images, score the test set once per seed, "
+                    "and print one row per seed and mean/std/min/max, with the machine's facts.",
+    )
+    _add_common_options(bench)
+    bench.add_argument("--seeds", type=int, default=5, help="number of seeds to run (default: %(default)s)")
+    bench.add_argument("--json", metavar="PATH", help="also write the rows, summary and machine facts to PATH as JSON")
+    bench.add_argument("--compare", action="store_true",
+                       help="also time the tutorial network and the preset's network for the same number of steps "
+                            "and print the ratio of their training throughputs (images/s)")
+    bench.add_argument("--compare-steps", type=int, default=50,
+                       help="steps each network trains for in --compare (default: %(default)s)")
+    bench.set_defaults(handler=_bench)
     return parser
 
 
 def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(
-        dataset=args.dataset, model=args.model, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-        data_dir=args.data_dir, precision=args.precision, validation=args.validation,
+        preset=args.preset, dataset=args.dataset, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+        seed=args.seed, data_dir=args.data_dir, precision=args.precision, validation=args.validation,
         holdout_size=args.holdout_size, output=args.output,
         verbose=args.verbose if args.verbose == "auto" else int(args.verbose),
     )
@@ -67,11 +98,64 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_seed_row(row: SeedResult) -> None:
+    print(f"{row.seed:>4}  {row.train_seconds:>8.1f}  {row.wall_seconds:>7.1f}  {row.test_accuracy * 100:>8.2f}%  "
+          f"{row.images_per_second:>9.0f}", flush=True)
+
+
+def _print_summary(report: BenchReport) -> None:
+    summary = report.summary()
+    def spread(name: str, scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
+        s = summary[name]
+        return (f"{s['mean'] * scale:.{digits}f} ± {s['std'] * scale:.{digits}f}{unit} "
+                f"(min {s['min'] * scale:.{digits}f}, max {s['max'] * scale:.{digits}f})")
+    print(f"test accuracy  {spread('test_accuracy', 100, 2, '%')}")
+    print(f"train seconds  {spread('train_seconds')}")
+    print(f"wall seconds   {spread('wall_seconds')}")
+    print(f"images/s       {spread('images_per_second', digits=0)}")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    if args.seeds < 1:
+        raise ConfigError(f"seeds must be >= 1; got {args.seeds}")
+    print(f"trainval bench: preset {args.preset}, {args.seeds} seeds, {args.dataset}, all training images, "
+          "test set scored once per seed", flush=True)
+    header_printed = False
+
+    def show(row: SeedResult) -> None:
+        nonlocal header_printed
+        if not header_printed:
+            print("seed   train_s   wall_s  test_acc   images/s")
+            header_printed = True
+        _print_seed_row(row)
+
+    # Timed first: it is short, and a mistake in its options should not cost the seeds' runs.
+    compare = compare_throughput(args.preset, args.compare_steps, args.data_dir, args.precision) if args.compare else None
+    report = run_bench(args.preset, args.seeds, data_dir=args.data_dir, precision=args.precision,
+                       dataset=args.dataset, on_result=show)
+    report.compare = compare
+    _print_summary(report)
+    print("machine: " + ", ".join(f"{key} {value}" for key, value in report.machine.items()))
+    print("wall_s counts data loading, model building, training and testing in this process; "
+          "interpreter start and imports come on top.")
+    if compare:
+        print(f"throughput over {compare['steps']} steps each: {args.preset} "
+              f"{compare['preset_images_per_second']:.0f} images/s, tutorial seed-cnn "
+              f"{compare['tutorial_images_per_second']:.0f} images/s, ratio {compare['ratio']:.2f}x")
+    if args.json:
+        try:
+            write_bytes_atomically(args.json, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
+        except OSError as error:
+            raise TrainvalError(f"cannot write {args.json}: {error}; choose a writable path") from error
+        print(f"Wrote {args.json}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 runtime failure, 2 usage error, 130 interrupted)."""
     args = _build_parser().parse_args(argv)
     try:
-        return _train(args)
+        return args.handler(args)
     except ConfigError as error:
         print(f"trainval: error: {error}", file=sys.stderr)
         return 2

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from trainval import datasets
+from trainval import datasets, presets
 from trainval.api import create_model
 from trainval.data.splits import holdout_split
 from trainval.errors import ConfigError
 from trainval.model import Model
+from trainval.presets import Preset
+from trainval.training.averaging import Lookahead
+from trainval.training.losses import CategoricalCrossentropy
 from trainval.stats import wilson_interval
 from trainval.training.callbacks import History
 
@@ -22,13 +25,14 @@ VALIDATION_MODES = ("holdout", "test", "none")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run. Defaults reproduce the Keras CIFAR-10 tutorial with honest validation."""
+    """One training run: a preset, the data, and the few things a user commonly overrides."""
 
+    preset: str = "94"  # see trainval.presets.names()
     dataset: str = "cifar10"
-    model: str = "seed-cnn"
-    epochs: int = 10
-    batch_size: int = 100
-    seed: int = 0  # seeds weight init, the holdout split, shuffling and dropout
+    model: str | None = None  # None: the preset's
+    epochs: int | None = None  # None: the preset's
+    batch_size: int | None = None  # None: the preset's; the learning rate scales with it
+    seed: int = 0  # seeds weight init, the holdout split, shuffling, augmentation and dropout
     data_dir: str | None = None  # None: TRAINVAL_DATA, else the download cache
     precision: str = "auto"  # auto | bf16 | fp32
     validation: str = "holdout"  # holdout: from training data; test: the tutorial's way; none
@@ -42,8 +46,12 @@ class TrainConfig:
             raise ConfigError(f"validation must be one of {', '.join(VALIDATION_MODES)}; got {self.validation!r}")
         for name, minimum in (("epochs", 0), ("batch_size", 1), ("holdout_size", 1)):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < minimum:
+            if value is not None and (not isinstance(value, int) or value < minimum):
                 raise ConfigError(f"{name.replace('_', '-')} must be an integer >= {minimum}; got {value!r}")
+
+    def resolve_preset(self) -> Preset:
+        """The preset with this config's overrides applied."""
+        return presets.get(self.preset).with_overrides(self.model, self.epochs, self.batch_size)
 
 
 @dataclass
@@ -51,6 +59,7 @@ class TrainResult:
     """What a run measured: the test set is scored exactly once, at the end."""
 
     config: TrainConfig
+    preset: Preset
     model: Model
     history: History
     train_samples: int
@@ -65,6 +74,7 @@ class TrainResult:
 def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -> TrainResult:
     """Run ``config`` end to end; ``announce`` receives the lines a user should see before training."""
     config.check()
+    preset = config.resolve_preset()
     started = time.perf_counter()
     dataset = datasets.get(config.dataset)
     (x_train, y_train), (x_test, y_test) = dataset.load_data(config.data_dir)
@@ -81,16 +91,18 @@ def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -
                  "biased (optimistic) estimate; use --validation holdout for an honest one.")
 
     num_classes = len(dataset.CLASS_NAMES)
-    model = create_model(config.model, num_classes=num_classes, input_shape=x_train.shape[1:], seed=config.seed,
-                         class_names=dataset.CLASS_NAMES)
-    model.compile(precision=config.precision)
-    announce(f"Config: {asdict(config)}")
-    announce(f"Model {config.model}: {model.count_params():,} parameters on {model.device.type}, "
-             f"precision {model.precision}")
+    model = create_model(preset.model, num_classes=num_classes, input_shape=x_train.shape[1:], seed=config.seed,
+                         class_names=dataset.CLASS_NAMES, **preset.model_options)
+    model.compile(optimizer=preset.optimizer, loss=CategoricalCrossentropy(preset.label_smoothing),
+                  precision=config.precision, augmentation=preset.augmentation, tta=preset.tta)
+    announce(f"Preset {preset.name}: {preset.to_dict()}")
+    announce(f"Model {preset.model}: {model.count_params():,} parameters on {model.device.type}, "
+             f"precision {model.precision}; seed {config.seed}")
 
     fit_started = time.perf_counter()
-    history = model.fit(x_train, y_train, batch_size=config.batch_size, epochs=config.epochs, verbose=config.verbose,
-                        validation_data=validation_data, seed=config.seed)
+    history = model.fit(x_train, y_train, batch_size=preset.batch_size, epochs=preset.epochs, verbose=config.verbose,
+                        validation_data=validation_data, seed=config.seed,
+                        callbacks=[Lookahead()] if preset.lookahead else None)
     test_started = time.perf_counter()
     test_loss, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
     finished = time.perf_counter()
@@ -98,7 +110,7 @@ def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -
         model.save(Path(config.output))
     correct = int(round(test_accuracy * len(x_test)))
     return TrainResult(
-        config=config, model=model, history=history, train_samples=len(x_train),
+        config=config, preset=preset, model=model, history=history, train_samples=len(x_train),
         validation_samples=0 if validation_data is None else len(validation_data[0]), test_samples=len(x_test),
         test_loss=test_loss, test_accuracy=test_accuracy, test_interval=wilson_interval(correct, len(x_test)),
         seconds={"data": data_seconds, "training": test_started - fit_started, "test": finished - test_started,

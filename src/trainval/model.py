@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainval.data.augment import Augmentation
 from trainval.data.batches import training_batches
 from trainval.data.inputs import images_to_tensor, labels_to_tensor
 from trainval.data.splits import holdout_split
@@ -25,12 +26,14 @@ from trainval.errors import ConfigError, InputError
 from trainval.training.callbacks import Callback, CallbackList, History
 from trainval.training.loop import LossFunction, Trainer, evaluate_logits, predict_logits, train_one_epoch
 from trainval.training.optimizers import Adam, OptimizerSpec, resolve_optimizer
+from trainval.training.tta import TTA_LEVELS
 from trainval.training.precision import resolve_device, resolve_precision
 from trainval.training.progress import ProgressLogger, format_metrics, format_timing, resolve_verbose
 
 _CROSS_ENTROPY_NAMES = ("categorical_crossentropy", "sparse_categorical_crossentropy", "crossentropy")
 _METRIC_NAMES = ("accuracy", "acc")
 _EVAL_BATCH_SIZE = 256  # evaluation results do not depend on it; larger batches are simply faster
+_DATA_INIT_SAMPLES = 5000  # training images a data-initialised module (fastnet's whitening) looks at
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -81,27 +84,37 @@ class Model:
         self.default_optimizer = default_optimizer or Adam()
         self.stop_training = False
         self.history: History | None = None
+        self.augmentation: Augmentation | None = None
         self._trainer: Trainer | None = None
 
     # -- configuration ---------------------------------------------------------------------------
 
     def compile(self, optimizer: str | OptimizerSpec | torch.optim.Optimizer | None = None,
                 loss: str | LossFunction = "categorical_crossentropy",
-                metrics: Sequence[str] | None = ("accuracy",), precision: str = "auto") -> None:
-        """Choose the optimiser, loss and precision; optional (``fit`` compiles with the defaults).
+                metrics: Sequence[str] | None = ("accuracy",), precision: str = "auto",
+                augmentation: Augmentation | None = None, tta: int = 0) -> None:
+        """Choose the optimiser, loss, precision and augmentation; optional (``fit`` compiles with defaults).
 
         ``optimizer`` is a name (``"sgd"``, ``"adam"``), a spec such as
         ``trainval.optimizers.SGD(learning_rate=0.01, momentum=0.9, nesterov=True, decay=1e-6)``,
-        a ``torch.optim.Optimizer``, or None for the architecture's default. Accuracy is always
+        a ``torch.optim.Optimizer``, or None for the architecture's default. ``loss`` is a Keras
+        name or a callable ``loss(logits, class_indices)``, e.g.
+        ``trainval.losses.CategoricalCrossentropy(label_smoothing=0.2)``. Accuracy is always
         reported as ``acc``. ``precision``: ``"auto"`` (bf16 where the hardware runs it natively),
-        ``"bf16"`` or ``"fp32"``.
+        ``"bf16"`` or ``"fp32"``. ``augmentation`` applies to training batches only; ``tta``
+        (0, 1 or 2) averages flipped and shifted views in ``evaluate`` and ``predict``.
         """
         unknown = [m for m in (metrics or ()) if m not in _METRIC_NAMES]
         if unknown:
             raise ConfigError(f"unknown metric {unknown[0]!r}; trainval reports accuracy ('accuracy' or 'acc')")
-        torch_optimizer, schedule = resolve_optimizer(optimizer or self.default_optimizer, self.module.parameters())
-        self._trainer = Trainer(self.module, torch_optimizer, schedule, _resolve_loss(loss), self.device,
-                                resolve_precision(precision, self.device))
+        if tta not in TTA_LEVELS:
+            raise ConfigError(f"tta must be one of {TTA_LEVELS}; got {tta!r}")
+        if augmentation is not None and not isinstance(augmentation, Augmentation):
+            raise ConfigError(f"augmentation must be a trainval Augmentation; got {type(augmentation).__name__}")
+        torch_optimizer, spec = resolve_optimizer(optimizer or self.default_optimizer, self.module)
+        self._trainer = Trainer(self.module, torch_optimizer, spec, _resolve_loss(loss), self.device,
+                                resolve_precision(precision, self.device), tta=tta)
+        self.augmentation = augmentation
 
     @property
     def precision(self) -> str:
@@ -174,25 +187,29 @@ class Model:
             validation = images[val_idx], labels[val_idx]
             images, labels = images[train_idx], labels[train_idx]
         trainer = self._compiled()
+        self._initialize_from_data(images)
 
+        steps_per_epoch = len(training_batches(len(images), batch_size, shuffle=False))
         history = History()
         loggers = [ProgressLogger(verbose)] if verbose else []
         callback_list = CallbackList([*(callbacks or ()), history, *loggers])
         callback_list.set_model(self)
         callback_list.set_params({
-            "epochs": epochs, "batch_size": batch_size, "samples": len(images),
-            "steps": len(training_batches(len(images), batch_size, shuffle=False)),
-            "val_samples": len(validation[0]) if validation else 0, "verbose": verbose,
+            "epochs": epochs, "initial_epoch": initial_epoch, "batch_size": batch_size, "samples": len(images),
+            "steps": steps_per_epoch, "val_samples": len(validation[0]) if validation else 0, "verbose": verbose,
         })
+        total_steps = trainer.step + steps_per_epoch * max(epochs - initial_epoch, 0)
         self.stop_training = False
         with self._seeded(seed) as generator:
+            augment = self.augmentation.bind(len(images), generator) if self.augmentation else None
             callback_list.on_train_begin()
             for epoch in range(initial_epoch, epochs):
                 callback_list.on_epoch_begin(epoch)
                 batches = training_batches(len(images), batch_size, shuffle, generator)
-                logs: dict[str, Any] = train_one_epoch(trainer, images, labels, batches, callback_list)
+                logs: dict[str, Any] = train_one_epoch(trainer, images, labels, batches, callback_list, epoch=epoch,
+                                                       total_steps=total_steps, augment=augment)
                 if validation is not None:
-                    scores = self._score(*validation, batch_size=max(batch_size, _EVAL_BATCH_SIZE))
+                    scores = self._score(*validation, batch_size=max(batch_size, _EVAL_BATCH_SIZE), tta=0)
                     logs.update(val_loss=scores["loss"], val_acc=scores["acc"])
                 callback_list.on_epoch_end(epoch, logs)
                 if self.stop_training:
@@ -200,6 +217,15 @@ class Model:
             callback_list.on_train_end()
         self.history = history
         return history
+
+    def _initialize_from_data(self, images: torch.Tensor) -> None:
+        """Give a module that asks for it (``initialize_from_data``) one look at the training data, once."""
+        initialize = getattr(self.module, "initialize_from_data", None)
+        done = getattr(self.module, "data_initialized", None)
+        if initialize is None or (done is not None and bool(done)):
+            return
+        sample = images[:_DATA_INIT_SAMPLES].to(self.device)
+        initialize(sample.float().div_(255.0) if sample.dtype == torch.uint8 else sample.float())
 
     @contextlib.contextmanager
     def _seeded(self, seed: int | None) -> Iterator[torch.Generator]:
@@ -215,9 +241,9 @@ class Model:
             generator.manual_seed(seed)
             yield generator
 
-    def _score(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> dict[str, float]:
+    def _score(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, tta: int) -> dict[str, float]:
         trainer = self._compiled()
-        logits = predict_logits(self.module, images, batch_size, self.device, trainer.precision)
+        logits = predict_logits(self.module, images, batch_size, self.device, trainer.precision, tta)
         return evaluate_logits(logits, labels, trainer.loss_fn)
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
@@ -227,7 +253,7 @@ class Model:
         verbose = resolve_verbose(verbose)
         images, labels = self._labelled(x, y, "x", "y")
         start = time.perf_counter()
-        scores = self._score(images, labels, batch_size)
+        scores = self._score(images, labels, batch_size, self._compiled().tta)
         if verbose:
             steps = -(-len(images) // batch_size)
             print(f"{len(images)}/{len(images)} - {format_timing(time.perf_counter() - start, steps)} - "
@@ -238,7 +264,8 @@ class Model:
         """Class probabilities, float32 of shape (N, classes), for every image in ``x``."""
         batch_size = _check_int("batch_size", _EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
         images = self._images(x, "x")
-        logits = predict_logits(self.module, images, batch_size, self.device, self._compiled().precision)
+        trainer = self._compiled()
+        logits = predict_logits(self.module, images, batch_size, self.device, trainer.precision, trainer.tta)
         return torch.softmax(logits, dim=1).cpu().numpy()
 
     def predict_classes(self, x: Any, batch_size: int | None = None) -> np.ndarray:

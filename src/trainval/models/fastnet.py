@@ -58,14 +58,15 @@ class PatchWhitening(nn.Module):
 
     Its filters are the eigenvectors of the training patches' covariance, each divided by the root
     of its eigenvalue, so every output channel has unit variance and no two correlate. The negated
-    copies let the following GELU pass both signs. Only the bias trains.
+    copies let the following GELU pass both signs. Nothing in it trains: a frozen stem also spares
+    the backward pass the gradient of the full-resolution first conv group's input.
     """
 
     def __init__(self, in_channels: int, kernel_size: int = 2) -> None:
         super().__init__()
         patch_dims = in_channels * kernel_size * kernel_size
         self.conv = nn.Conv2d(in_channels, 2 * patch_dims, kernel_size, padding=0, bias=True)
-        self.conv.weight.requires_grad_(False)
+        self.conv.requires_grad_(False)
         nn.init.zeros_(self.conv.bias)
 
     @torch.no_grad()
@@ -90,9 +91,10 @@ class FastNet(nn.Module):
                  logit_scale: float = 1 / 9) -> None:
         super().__init__()
         height, width, channels = input_shape
-        if min(height, width) < 2 ** (len(widths) + 1):
-            raise ConfigError(f"fastnet with {len(widths)} groups needs images of at least "
-                              f"{2 ** (len(widths) + 1)} pixels a side; got {height}x{width}")
+        smallest = 2 ** len(widths) + 1  # the 2x2 stem trims a pixel, then each group halves
+        if min(height, width) < smallest:
+            raise ConfigError(f"fastnet with {len(widths)} groups needs images of at least {smallest} pixels "
+                              f"a side; got {height}x{width}")
         self.register_buffer("mean", torch.zeros(1, channels, 1, 1))
         self.register_buffer("std", torch.ones(1, channels, 1, 1))
         # Becomes True once the stem and normalisation have seen data; saved with the weights.

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from trainval.data.augment import BoundAugmentation
 from trainval.data.batches import evaluation_slices
 from trainval.training.callbacks import Callback
-from trainval.training.optimizers import Schedule
+from trainval.training.optimizers import OptimizerSpec
 from trainval.training.precision import autocast
+from trainval.training.tta import tta_logits
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -22,10 +24,20 @@ class Trainer:
 
     module: nn.Module
     optimizer: torch.optim.Optimizer
-    schedule: Schedule | None
+    spec: OptimizerSpec | None  # sets the learning rate of each step; None for a ready-made optimiser
     loss_fn: LossFunction
     device: torch.device
     precision: str
+    tta: int = 0  # test-time augmentation level used by evaluate and predict (see tta_logits)
+    step: int = 0  # updates done so far, across fit calls
+
+    def set_learning_rate(self, total_steps: int) -> None:
+        """Set every group's learning rate for the coming update, ``total_steps`` being the last of this fit."""
+        if self.spec is None:
+            return
+        factor = self.spec.lr_multiplier(self.step, total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
 
 
 class RunningAverages:
@@ -56,22 +68,26 @@ def to_model_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     return images.contiguous(memory_format=torch.channels_last)
 
 
-def train_one_epoch(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor,
-                    batches: list[torch.Tensor], callbacks: Callback) -> dict[str, float]:
+def train_one_epoch(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor, batches: list[torch.Tensor],
+                    callbacks: Callback, *, epoch: int, total_steps: int,
+                    augment: BoundAugmentation | None = None) -> dict[str, float]:
     """Run one optimisation step per index batch; return the epoch's mean loss and accuracy."""
     trainer.module.train()
     running = RunningAverages(trainer.device)
     for step, indices in enumerate(batches):
-        inputs = to_model_input(images[indices], trainer.device)
+        batch = images[indices]
+        if augment is not None:
+            batch = augment(batch, indices, epoch)
+        inputs = to_model_input(batch, trainer.device)
         targets = labels[indices].to(trainer.device, non_blocking=True)
         with autocast(trainer.precision, trainer.device):
             logits = trainer.module(inputs)
         loss = trainer.loss_fn(logits.float(), targets)
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        trainer.set_learning_rate(total_steps)
         trainer.optimizer.step()
-        if trainer.schedule is not None:
-            trainer.schedule.step()
+        trainer.step += 1
         running.update(loss, logits, targets)
         callbacks.on_train_batch_end(step, {"seen": running.count, "running": running})
     return running.result()
@@ -79,13 +95,13 @@ def train_one_epoch(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor
 
 @torch.no_grad()
 def predict_logits(module: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device,
-                   precision: str) -> torch.Tensor:
-    """Logits (float32, on the device) for every image, in order, in eval mode."""
+                   precision: str, tta: int = 0) -> torch.Tensor:
+    """Logits (float32, on the device) for every image, in order, in eval mode, averaged over TTA views."""
     module.eval()
     outputs = []
     for window in evaluation_slices(len(images), batch_size):
         with autocast(precision, device):
-            outputs.append(module(to_model_input(images[window], device)).float())
+            outputs.append(tta_logits(module, to_model_input(images[window], device), tta).float())
     return torch.cat(outputs)
 
 

@@ -1,21 +1,19 @@
-"""Optimiser specs with Keras names and meanings, built into a torch optimiser plus a per-step schedule."""
+"""Optimiser specs with Keras names and meanings, built into a torch optimiser for a module.
+
+A spec also says how its learning rate changes step by step: Keras 2's time-based ``decay``
+and/or a ``schedule`` over the whole run (see :mod:`trainval.training.schedules`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Union
 
 import torch
+from torch import nn
 
 from trainval.errors import ConfigError
-
-Schedule = torch.optim.lr_scheduler.LRScheduler
-
-
-def _keras_decay(optimizer: torch.optim.Optimizer, decay: float) -> Schedule:
-    # Keras 2's time-based decay: lr_t = lr / (1 + decay * t), t counting updates from 0.
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1.0 + decay * step))
+from trainval.training.schedules import WarmupLinearDecay
 
 
 def _check_positive(name: str, value: float) -> None:
@@ -23,42 +21,73 @@ def _check_positive(name: str, value: float) -> None:
         raise ConfigError(f"{name} must be positive; got {value}")
 
 
+def _parameter_groups(module: nn.Module, learning_rate: float, weight_decay: float,
+                      norm_scale: float) -> list[dict]:
+    """Trainable parameters split into normalisation layers' and the rest, each with its lr and decay.
+
+    ``norm_scale`` multiplies the normalisation parameters' learning rate and divides their weight
+    decay, so both groups shrink by the same amount per step.
+    """
+    norm_ids = {id(p) for layer in module.modules() if isinstance(layer, nn.modules.batchnorm._NormBase)
+                for p in layer.parameters(recurse=False)}
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    norms = [p for p in trainable if id(p) in norm_ids]
+    others = [p for p in trainable if id(p) not in norm_ids]
+    groups = [{"params": others, "lr": learning_rate, "weight_decay": weight_decay}]
+    if norms:
+        groups.append({"params": norms, "lr": learning_rate * norm_scale, "weight_decay": weight_decay / norm_scale})
+    for group in groups:
+        group["initial_lr"] = group["lr"]
+    return groups
+
+
+@dataclass(frozen=True, kw_only=True)
+class _ScheduledSpec:
+    decay: float = 0.0  # Keras 2 time-based decay: lr / (1 + decay * updates)
+    schedule: WarmupLinearDecay | None = None  # a multiplier over the whole run, on top of decay
+
+    def lr_multiplier(self, step: int, total_steps: int) -> float:
+        """Factor applied to every group's initial learning rate at update ``step`` (0-based)."""
+        factor = 1.0 / (1.0 + self.decay * step)
+        if self.schedule is not None:
+            factor *= self.schedule.multiplier(step, total_steps)
+        return factor
+
+
 @dataclass(frozen=True)
-class SGD:
+class SGD(_ScheduledSpec):
     """Stochastic gradient descent, as ``keras.optimizers.SGD`` (``decay`` as in Keras 2)."""
 
     learning_rate: float = 0.01
     momentum: float = 0.0
     nesterov: bool = False
-    decay: float = 0.0  # per update: lr / (1 + decay * updates)
     weight_decay: float = 0.0  # L2 coefficient added to the gradient, torch-style
+    norm_lr_scale: float = 1.0  # BatchNorm parameters' lr multiplier (their weight decay is divided by it)
 
-    def build(self, parameters: Iterable[torch.nn.Parameter]) -> tuple[torch.optim.Optimizer, Schedule | None]:
-        """Create the torch optimiser for ``parameters`` and its per-step schedule (None if constant)."""
+    def create(self, module: nn.Module) -> torch.optim.Optimizer:
+        """The torch optimiser over ``module``'s trainable parameters."""
         _check_positive("learning_rate", self.learning_rate)
+        _check_positive("norm_lr_scale", self.norm_lr_scale)
         if self.nesterov and self.momentum <= 0:
             raise ConfigError("Nesterov momentum needs momentum > 0")
-        optimizer = torch.optim.SGD(parameters, lr=self.learning_rate, momentum=self.momentum,
-                                    nesterov=self.nesterov, weight_decay=self.weight_decay)
-        return optimizer, _keras_decay(optimizer, self.decay) if self.decay else None
+        groups = _parameter_groups(module, self.learning_rate, self.weight_decay, self.norm_lr_scale)
+        return torch.optim.SGD(groups, lr=self.learning_rate, momentum=self.momentum, nesterov=self.nesterov)
 
 
 @dataclass(frozen=True)
-class Adam:
+class Adam(_ScheduledSpec):
     """Adam, as ``keras.optimizers.Adam`` (Keras's epsilon of 1e-7)."""
 
     learning_rate: float = 0.001
     beta_1: float = 0.9
     beta_2: float = 0.999
     epsilon: float = 1e-7
-    decay: float = 0.0  # per update: lr / (1 + decay * updates)
 
-    def build(self, parameters: Iterable[torch.nn.Parameter]) -> tuple[torch.optim.Optimizer, Schedule | None]:
-        """Create the torch optimiser for ``parameters`` and its per-step schedule (None if constant)."""
+    def create(self, module: nn.Module) -> torch.optim.Optimizer:
+        """The torch optimiser over ``module``'s trainable parameters."""
         _check_positive("learning_rate", self.learning_rate)
-        optimizer = torch.optim.Adam(parameters, lr=self.learning_rate, betas=(self.beta_1, self.beta_2),
-                                     eps=self.epsilon)
-        return optimizer, _keras_decay(optimizer, self.decay) if self.decay else None
+        groups = _parameter_groups(module, self.learning_rate, 0.0, 1.0)
+        return torch.optim.Adam(groups, lr=self.learning_rate, betas=(self.beta_1, self.beta_2), eps=self.epsilon)
 
 
 OptimizerSpec = Union[SGD, Adam]
@@ -66,8 +95,8 @@ _BY_NAME = {"sgd": SGD, "adam": Adam}
 
 
 def resolve_optimizer(optimizer: str | OptimizerSpec | torch.optim.Optimizer,
-                      parameters: Iterable[torch.nn.Parameter]) -> tuple[torch.optim.Optimizer, Schedule | None]:
-    """Turn what ``compile(optimizer=...)`` accepts into a torch optimiser and an optional schedule.
+                      module: nn.Module) -> tuple[torch.optim.Optimizer, OptimizerSpec | None]:
+    """Turn what ``compile(optimizer=...)`` accepts into a torch optimiser and its spec (None if given ready-made).
 
     Accepts a name (``"sgd"``, ``"adam"``, with Keras defaults), a spec such as
     ``SGD(learning_rate=0.01, momentum=0.9)``, or a ready ``torch.optim.Optimizer``.
@@ -80,7 +109,7 @@ def resolve_optimizer(optimizer: str | OptimizerSpec | torch.optim.Optimizer,
         except KeyError:
             raise ConfigError(f"unknown optimizer {optimizer!r}; use one of {sorted(_BY_NAME)}, "
                               "a trainval.optimizers spec, or a torch.optim.Optimizer") from None
-    if not hasattr(optimizer, "build"):
+    if not isinstance(optimizer, (SGD, Adam)):
         raise ConfigError(f"optimizer must be a name, a trainval.optimizers spec or a torch.optim.Optimizer; "
                           f"got {type(optimizer).__name__}")
-    return optimizer.build(parameters)
+    return optimizer.create(module), optimizer

@@ -1,0 +1,139 @@
+"""``trainval bench``: run a preset for several seeds and report accuracy and speed, with the machine.
+
+Speed claims should be ratios measured in one run on one machine: ``compare_throughput`` times the
+tutorial network and a preset's network on the same data, back to back.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from trainval import datasets, presets
+from trainval.api import create_model
+from trainval.errors import ConfigError
+from trainval.experiment import TrainConfig, run_training
+from trainval.training.losses import CategoricalCrossentropy
+from trainval.training.precision import resolve_device, resolve_precision
+
+
+@dataclass
+class SeedResult:
+    """One seed's run: the test set is scored once, at the end."""
+
+    seed: int
+    train_seconds: float
+    wall_seconds: float  # data load, model build, training and test, in this process
+    test_accuracy: float
+    images_per_second: float  # training images processed per second of training
+
+
+@dataclass
+class BenchReport:
+    """Everything ``trainval bench`` prints, as data (``--json`` writes it)."""
+
+    preset: dict
+    dataset: str
+    validation: str
+    machine: dict
+    seeds: list[SeedResult] = field(default_factory=list)
+    compare: dict | None = None
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Mean, sample standard deviation, min and max of each measured column."""
+        columns = {"test_accuracy": [r.test_accuracy for r in self.seeds],
+                   "train_seconds": [r.train_seconds for r in self.seeds],
+                   "wall_seconds": [r.wall_seconds for r in self.seeds],
+                   "images_per_second": [r.images_per_second for r in self.seeds]}
+        return {name: {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                       "min": min(values), "max": max(values)} for name, values in columns.items() if values}
+
+    def to_dict(self) -> dict:
+        """JSON-ready values, the summary included."""
+        return {**asdict(self), "summary": self.summary()}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_facts(precision: str = "auto") -> dict[str, str | int]:
+    """What the figures depend on: CPU or GPU model, threads, torch version, device and precision."""
+    device = resolve_device()
+    facts: dict[str, str | int] = {
+        "cpu": _cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "python": platform.python_version(), "device": device.type,
+        "precision": resolve_precision(precision, device),
+    }
+    if device.type == "cuda":
+        facts["gpu"] = torch.cuda.get_device_name(device)
+    return facts
+
+
+def run_bench(preset: str, seeds: int, data_dir: str | None = None, precision: str = "auto",
+              validation: str = "none", dataset: str = "cifar10",
+              on_result: Callable[[SeedResult], None] = lambda result: None) -> BenchReport:
+    """Train ``preset`` once per seed 0..seeds-1 and collect accuracy and timings.
+
+    ``validation="none"`` trains on all training images and scores the test set once, which is
+    what the published speed runs measure.
+    """
+    report = BenchReport(preset=presets.get(preset).to_dict(), dataset=dataset, validation=validation,
+                         machine=machine_facts(precision))
+    for seed in range(seeds):
+        config = TrainConfig(preset=preset, dataset=dataset, seed=seed, data_dir=data_dir, precision=precision,
+                             validation=validation, verbose=0)
+        result = run_training(config, announce=lambda line: None)
+        images = result.train_samples * result.preset.epochs
+        row = SeedResult(seed=seed, train_seconds=result.seconds["training"], wall_seconds=result.seconds["total"],
+                         test_accuracy=result.test_accuracy,
+                         images_per_second=images / max(result.seconds["training"], 1e-9))
+        report.seeds.append(row)
+        on_result(row)
+    return report
+
+
+def measure_throughput(preset_name: str, steps: int, data_dir: str | None = None, precision: str = "auto",
+                       dataset: str = "cifar10") -> float:
+    """Training images per second of ``preset_name``'s network and recipe over ``steps`` steps of real data.
+
+    One warm-up step is left out of the timing, so one-off costs (memory allocation, kernel
+    selection) do not count.
+    """
+    preset = presets.get(preset_name)
+    data = datasets.get(dataset)
+    (x_train, y_train), _ = data.load_data(data_dir)
+    count = (steps + 1) * preset.batch_size
+    if steps < 1 or count > len(x_train):
+        raise ConfigError(f"timing {steps} steps of preset {preset_name} (plus one warm-up step) needs {count} "
+                          f"training images, and there are {len(x_train)}; choose fewer steps (at least 1)")
+    model = create_model(preset.model, num_classes=len(data.CLASS_NAMES), input_shape=x_train.shape[1:], seed=0,
+                         **preset.model_options)
+    model.compile(optimizer=preset.optimizer, loss=CategoricalCrossentropy(preset.label_smoothing),
+                  precision=precision, augmentation=preset.augmentation)
+    warmup = preset.batch_size
+    model.fit(x_train[:warmup], y_train[:warmup], batch_size=preset.batch_size, verbose=0, seed=0)
+    started = time.perf_counter()
+    model.fit(x_train[warmup:count], y_train[warmup:count], batch_size=preset.batch_size, verbose=0, seed=0)
+    return (count - warmup) / (time.perf_counter() - started)
+
+
+def compare_throughput(preset_name: str, steps: int = 50, data_dir: str | None = None,
+                       precision: str = "auto") -> dict[str, float]:
+    """Images/s of ``preset_name`` and of the ``tutorial`` preset, measured back to back, and their ratio."""
+    fast = measure_throughput(preset_name, steps, data_dir, precision)
+    tutorial = measure_throughput("tutorial", steps, data_dir, precision)
+    return {"steps": steps, "preset_images_per_second": fast, "tutorial_images_per_second": tutorial,
+            "ratio": fast / tutorial}

@@ -27,7 +27,7 @@ VALIDATION_MODES = ("holdout", "test", "none")
 class TrainConfig:
     """One training run: a preset, the data, and the few things a user commonly overrides."""
 
-    preset: str = "94"  # see trainval.presets.names()
+    preset: str | Preset = "94"  # a name from trainval.presets.names(), or a Preset
     dataset: str = "cifar10"
     model: str | None = None  # None: the preset's
     epochs: int | None = None  # None: the preset's
@@ -51,7 +51,8 @@ class TrainConfig:
 
     def resolve_preset(self) -> Preset:
         """The preset with this config's overrides applied."""
-        return presets.get(self.preset).with_overrides(self.model, self.epochs, self.batch_size)
+        preset = self.preset if isinstance(self.preset, Preset) else presets.get(self.preset)
+        return preset.with_overrides(self.model, self.epochs, self.batch_size)
 
 
 @dataclass
@@ -102,7 +103,7 @@ def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -
     fit_started = time.perf_counter()
     history = model.fit(x_train, y_train, batch_size=preset.batch_size, epochs=preset.epochs, verbose=config.verbose,
                         validation_data=validation_data, seed=config.seed,
-                        callbacks=[Lookahead()] if preset.lookahead else None)
+                        callbacks=[lookahead_for(preset.batch_size)] if preset.lookahead else None)
     test_started = time.perf_counter()
     test_loss, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
     finished = time.perf_counter()
@@ -116,6 +117,11 @@ def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -
         seconds={"data": data_seconds, "training": test_started - fit_started, "test": finished - test_started,
                  "total": time.perf_counter() - started},
     )
+
+
+def lookahead_for(batch_size: int) -> Lookahead:
+    """Lookahead averaging every 5 steps of 1024 images, i.e. about as often per image at any batch size."""
+    return Lookahead(every=max(1, round(5 * 1024 / batch_size)))
 
 
 def accuracy_line(accuracy: float, interval: tuple[float, float], samples: int) -> str:

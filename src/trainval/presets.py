@@ -30,7 +30,7 @@ class Preset:
     model_options: dict[str, Any] = field(default_factory=dict)
     label_smoothing: float = 0.0  # fraction of target mass spread over all classes
     augmentation: Augmentation | None = None  # training batches only
-    lookahead: bool = False  # average weights every 5 steps (trainval.training.averaging.Lookahead)
+    lookahead: bool = False  # average weights every 5 x 1024 images (trainval.training.averaging.Lookahead)
     tta: int = 0  # test-time augmentation level: 0 none, 1 flip, 2 flip and 1-pixel shifts
 
     def with_overrides(self, model: str | None = None, epochs: int | None = None,
@@ -93,8 +93,9 @@ _register(Preset(
 _register(Preset(
     name="94",
     description="94% on CIFAR-10: the speed-run recipe (fastnet 64/256/256), tuned for 2-core CPUs",
-    model="fastnet", model_options={"widths": (64, 256, 256)}, epochs=12, batch_size=512,
-    optimizer=speedrun_sgd(512, lr_per_1024=1.5, weight_decay=1.33e-3),
+    # Batch 256: on 2 CPU cores it trains ~20% more images/s than 512 or 1024, and takes more steps.
+    model="fastnet", model_options={"widths": (64, 256, 256)}, epochs=10, batch_size=256,
+    optimizer=speedrun_sgd(256, lr_per_1024=1.5, weight_decay=1.33e-3),
     label_smoothing=0.2, augmentation=Augmentation(flip="alternating", translate=2), lookahead=True, tta=2,
 ))
 

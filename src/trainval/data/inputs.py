@@ -61,6 +61,8 @@ def images_to_tensor(x: Any, name: str = "x", input_shape: tuple[int, int, int] 
     array = _as_numpy(x, name)
     if array.ndim == 0 or array.shape[0] == 0:
         raise InputError(f"{name} is empty: pass at least one image")
+    # Channels-last input becomes an NCHW view with channels_last strides, which is the layout the
+    # convolutions want anyway, so a uint8 data set is used in place: no copy, no extra memory.
     array = _to_nchw(array, name, input_shape)
     if np.issubdtype(array.dtype, np.floating):
         array = array.astype(np.float32, copy=False)
@@ -74,9 +76,10 @@ def images_to_tensor(x: Any, name: str = "x", input_shape: tuple[int, int, int] 
         if array.min() < 0 or array.max() > 255:
             raise InputError(f"{name} holds integer pixels outside 0..255; pass uint8 images or floats in [0, 1]")
         array = array.astype(np.uint8)
-    # A private copy: training must not see later edits to the caller's array, nor change it.
-    tensor = torch.from_numpy(np.array(array, copy=True))
-    return tensor.contiguous(memory_format=torch.channels_last)
+    if not array.flags.writeable:
+        array = array.copy()  # torch cannot share a read-only buffer
+    # Shared with the caller's array; trainval never writes into it (batches are gathered copies).
+    return torch.from_numpy(array).contiguous(memory_format=torch.channels_last)
 
 
 def labels_to_tensor(y: Any, num_classes: int, num_samples: int, name: str = "y") -> torch.Tensor:

@@ -30,8 +30,10 @@ def _norm(channels: int) -> nn.BatchNorm2d:
     return norm
 
 
-def _identity_start(conv: nn.Conv2d) -> nn.Conv2d:
+def _identity_start(conv: nn.Conv2d, enabled: bool = True) -> nn.Conv2d:
     # The first in_channels filters pass their input straight through; the rest keep their random init.
+    if not enabled:
+        return conv
     with torch.no_grad():
         overlap = min(conv.in_channels, conv.out_channels)
         nn.init.dirac_(conv.weight[:overlap])
@@ -41,11 +43,11 @@ def _identity_start(conv: nn.Conv2d) -> nn.Conv2d:
 class ConvGroup(nn.Module):
     """conv 3x3 -> max-pool 2 -> BN -> GELU -> conv 3x3 -> BN -> GELU; halves the spatial size."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, identity_init: bool = True) -> None:
         super().__init__()
-        self.conv1 = _identity_start(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False))
+        self.conv1 = _identity_start(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), identity_init)
         self.norm1 = _norm(out_channels)
-        self.conv2 = _identity_start(nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False))
+        self.conv2 = _identity_start(nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), identity_init)
         self.norm2 = _norm(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,19 +64,24 @@ class PatchWhitening(nn.Module):
     the backward pass the gradient of the full-resolution first conv group's input.
     """
 
-    def __init__(self, in_channels: int, kernel_size: int = 2) -> None:
+    def __init__(self, in_channels: int, kernel_size: int = 2, from_data: bool = True) -> None:
         super().__init__()
         patch_dims = in_channels * kernel_size * kernel_size
         self.conv = nn.Conv2d(in_channels, 2 * patch_dims, kernel_size, padding=0, bias=True)
-        self.conv.requires_grad_(False)
-        nn.init.zeros_(self.conv.bias)
+        # from_data=False keeps an ordinary, trainable, randomly initialised conv (for ablations).
+        self.from_data = from_data
+        if from_data:
+            self.conv.requires_grad_(False)
+            nn.init.zeros_(self.conv.bias)
 
     @torch.no_grad()
     def initialize_from_data(self, images: torch.Tensor) -> None:
         """Set the filters from float images (N, C, H, W), already normalised as the network sees them."""
+        if not self.from_data:
+            return
         kernel = self.conv.kernel_size[0]
         patches = F.unfold(images.float(), kernel).transpose(1, 2).reshape(-1, self.conv.weight[0].numel())
-        covariance = patches.T.double() @ patches.double() / len(patches)
+        covariance = (patches.T @ patches).double() / len(patches)
         eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
         filters = (eigenvectors / torch.sqrt(eigenvalues.clamp_min(0) + _WHITENING_EPS)).T.flip(0)
         filters = filters.reshape(-1, *self.conv.weight.shape[1:]).to(self.conv.weight.dtype)
@@ -88,7 +95,7 @@ class FastNet(nn.Module):
     """Whitening stem, conv groups of ``widths``, global max-pool, bias-free linear head times ``logit_scale``."""
 
     def __init__(self, num_classes: int, input_shape: Sequence[int], widths: Sequence[int] = (64, 256, 256),
-                 logit_scale: float = 1 / 9) -> None:
+                 logit_scale: float = 1 / 9, whitening: bool = True, identity_init: bool = True) -> None:
         super().__init__()
         height, width, channels = input_shape
         smallest = 2 ** len(widths) + 1  # the 2x2 stem trims a pixel, then each group halves
@@ -99,9 +106,9 @@ class FastNet(nn.Module):
         self.register_buffer("std", torch.ones(1, channels, 1, 1))
         # Becomes True once the stem and normalisation have seen data; saved with the weights.
         self.register_buffer("data_initialized", torch.tensor(False))
-        self.whiten = PatchWhitening(channels)
+        self.whiten = PatchWhitening(channels, from_data=whitening)
         stem_channels = self.whiten.conv.out_channels
-        self.groups = nn.Sequential(*(ConvGroup(cin, cout)
+        self.groups = nn.Sequential(*(ConvGroup(cin, cout, identity_init)
                                       for cin, cout in zip([stem_channels, *widths[:-1]], widths)))
         self.head = nn.Linear(widths[-1], num_classes, bias=False)
         self.logit_scale = logit_scale
@@ -123,8 +130,9 @@ class FastNet(nn.Module):
 
 
 @register_model("fastnet", description="the speed-run network: whitened 2x2 stem, 3 conv groups (64/256/256), "
-                                       "~2M parameters; options: widths")
+                                       "~2M parameters; options: widths, whitening, identity_init")
 def fastnet(num_classes: int = 10, input_shape: tuple[int, int, int] = (32, 32, 3),
-            widths: Sequence[int] = (64, 256, 256)) -> nn.Module:
-    """Build a :class:`FastNet`; ``widths`` sets the channels of each conv group."""
-    return FastNet(num_classes, input_shape, tuple(widths))
+            widths: Sequence[int] = (64, 256, 256), whitening: bool = True, identity_init: bool = True) -> nn.Module:
+    """Build a :class:`FastNet`: ``widths`` sets each conv group's channels; ``whitening`` and
+    ``identity_init`` switch off the data-derived stem and the identity start (for ablations)."""
+    return FastNet(num_classes, input_shape, tuple(widths), whitening=whitening, identity_init=identity_init)

@@ -1,0 +1,65 @@
+"""Ablation of a preset: remove one technique at a time and measure test accuracy and training time.
+
+    python benchmarks/ablation.py --preset quick --seeds 2 --data-dir ../shared/data/cifar10
+
+Prints one row per variant (mean over seeds 0..N-1, all training images, test set scored once
+per run). Figures depend on the machine: compare rows of one run, not across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+
+from trainval import presets
+from trainval.data.augment import Augmentation
+from trainval.experiment import TrainConfig, run_training
+from trainval.presets import Preset
+
+
+def variants(base: Preset) -> dict[str, Preset]:
+    """The base preset and, for each technique it uses, the preset without it."""
+    replace = dataclasses.replace
+    augmentation = base.augmentation or Augmentation(flip="none", translate=0)
+    options = base.model_options
+    found = {
+        "full recipe": base,
+        "no label smoothing": replace(base, label_smoothing=0.0),
+        "random flip (not alternating)": replace(base, augmentation=replace(augmentation, flip="random")),
+        "no flip": replace(base, augmentation=replace(augmentation, flip="none")),
+        "no translate": replace(base, augmentation=replace(augmentation, translate=0)),
+        "no test-time augmentation": replace(base, tta=0),
+        "lookahead on" if not base.lookahead else "no lookahead": replace(base, lookahead=not base.lookahead),
+        "no whitening (trainable random stem)": replace(base, model_options={**options, "whitening": False}),
+        "no identity init": replace(base, model_options={**options, "identity_init": False}),
+        "BatchNorm lr not scaled": replace(base, optimizer=replace(base.optimizer, norm_lr_scale=1.0)),
+        "no warm-up/decay schedule": replace(base, optimizer=replace(base.optimizer, schedule=None)),
+    }
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="quick")
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--precision", default="auto")
+    args = parser.parse_args()
+    base = presets.get(args.preset)
+    runs = dict(variants(base))
+    runs["fp32 instead of bf16"] = base
+    print(f"ablation of preset {args.preset}, {args.seeds} seeds per row")
+    print(f"{'variant':<40} {'test acc %':>10} {'train s':>8}")
+    for name, preset in runs.items():
+        precision = "fp32" if name.startswith("fp32") else args.precision
+        results = [run_training(TrainConfig(preset=preset, seed=seed, data_dir=args.data_dir, precision=precision,
+                                            validation="none", verbose=0), announce=lambda line: None)
+                   for seed in range(args.seeds)]
+        accuracy = statistics.fmean(r.test_accuracy for r in results) * 100
+        seconds = statistics.fmean(r.seconds["training"] for r in results)
+        print(f"{name:<40} {accuracy:>10.2f} {seconds:>8.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -18,8 +18,8 @@ from trainval.experiment import TrainConfig, run_training
 from trainval.presets import Preset
 
 
-def variants(base: Preset) -> dict[str, Preset]:
-    """The base preset and, for each technique it uses, the preset without it."""
+def variants(base: Preset, precision: str) -> dict[str, tuple[Preset, str]]:
+    """The base preset and, for each technique it uses, the preset without it, each with its precision."""
     replace = dataclasses.replace
     augmentation = base.augmentation or Augmentation(flip="none", translate=0)
     options = base.model_options
@@ -31,12 +31,15 @@ def variants(base: Preset) -> dict[str, Preset]:
         "no translate": replace(base, augmentation=replace(augmentation, translate=0)),
         "no test-time augmentation": replace(base, tta=0),
         "lookahead on" if not base.lookahead else "no lookahead": replace(base, lookahead=not base.lookahead),
-        "no whitening (trainable random stem)": replace(base, model_options={**options, "whitening": False}),
-        "no identity init": replace(base, model_options={**options, "identity_init": False}),
         "BatchNorm lr not scaled": replace(base, optimizer=replace(base.optimizer, norm_lr_scale=1.0)),
         "no warm-up/decay schedule": replace(base, optimizer=replace(base.optimizer, schedule=None)),
     }
-    return found
+    if base.model == "fastnet":
+        found["no whitening (trainable random stem)"] = replace(base, model_options={**options, "whitening": False})
+        found["no identity init"] = replace(base, model_options={**options, "identity_init": False})
+    runs = {name: (preset, precision) for name, preset in found.items()}
+    runs["fp32 instead of bf16"] = (base, "fp32")
+    return runs
 
 
 def main() -> None:
@@ -46,13 +49,9 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--precision", default="auto")
     args = parser.parse_args()
-    base = presets.get(args.preset)
-    runs = dict(variants(base))
-    runs["fp32 instead of bf16"] = base
     print(f"ablation of preset {args.preset}, {args.seeds} seeds per row")
     print(f"{'variant':<40} {'test acc %':>10} {'train s':>8}")
-    for name, preset in runs.items():
-        precision = "fp32" if name.startswith("fp32") else args.precision
+    for name, (preset, precision) in variants(presets.get(args.preset), args.precision).items():
         results = [run_training(TrainConfig(preset=preset, seed=seed, data_dir=args.data_dir, precision=precision,
                                             validation="none", verbose=0), announce=lambda line: None)
                    for seed in range(args.seeds)]

@@ -16,14 +16,6 @@ from cifar_files import write_cifar10_folder
 ACCURACY_LINE = re.compile(r"^Accuracy: \d+\.\d\d% \(95% CI \d+\.\d\d-\d+\.\d\d%, \d+ test images\)$", re.M)
 
 
-@pytest.fixture
-def cifar_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("TRAINVAL_DATA", raising=False)
-    write_cifar10_folder(tmp_path / "data")
-    return tmp_path / "data"
-
-
 def train(cifar_dir, *extra):
     return main(["train", "--data-dir", str(cifar_dir), "--epochs", "1", "--batch-size", "8",
                  "--holdout-size", "10", "--verbose", "2", *extra])
@@ -43,7 +35,7 @@ def test_train_runs_end_to_end_and_prints_the_accuracy_with_its_interval(cifar_d
 def test_validation_on_the_test_set_comes_with_a_warning(cifar_dir, capsys):
     assert train(cifar_dir, "--validation", "test") == 0
     out = capsys.readouterr().out
-    assert "not an unbiased" in out or "biased" in out
+    assert "biased (optimistic) estimate" in out
     assert "validate on 10 samples" in out and ACCURACY_LINE.search(out)
 
 
@@ -53,12 +45,20 @@ def test_validation_none_trains_on_everything(cifar_dir, capsys):
     assert "Train on 30 samples\n" in out and "val_acc" not in out
 
 
-def test_same_seed_same_cli_result(cifar_dir, capsys):
-    results = []
-    for _ in range(2):
-        assert train(cifar_dir, "--seed", "4", "--epochs", "2") == 0
-        results.append(ACCURACY_LINE.search(capsys.readouterr().out).group(0))
-    assert results[0] == results[1]
+def test_same_seed_same_cli_result_and_weights(cifar_dir, tmp_path, capsys):
+    outputs, weights = [], []
+    for run in range(2):
+        assert train(cifar_dir, "--seed", "4", "--epochs", "2", "--output", str(tmp_path / f"m{run}")) == 0
+        lines = capsys.readouterr().out.splitlines()
+        outputs.append([re.sub(r"\d+s \d+ms/step", "", line) for line in lines if "loss" in line or "Accuracy" in line])
+        weights.append((tmp_path / f"m{run}" / "model.safetensors").read_bytes())
+    assert outputs[0] == outputs[1] and weights[0] == weights[1]
+
+
+def test_a_different_seed_gives_different_weights(cifar_dir, tmp_path):
+    for seed in ("1", "2"):
+        assert train(cifar_dir, "--seed", seed, "--output", str(tmp_path / seed)) == 0
+    assert (tmp_path / "1" / "model.safetensors").read_bytes() != (tmp_path / "2" / "model.safetensors").read_bytes()
 
 
 @pytest.mark.parametrize("args, status, message", [
@@ -66,6 +66,7 @@ def test_same_seed_same_cli_result(cifar_dir, capsys):
     (["--batch-size", "0"], 2, "batch-size must be"),
     (["--model", "nope"], 2, "unknown model 'nope'"),
     (["--holdout-size", "30"], 2, "validation set of 30"),
+    (["--seed", "-1"], 2, "seed must be"),
 ])
 def test_bad_options_give_one_line_and_a_usage_exit_status(cifar_dir, capsys, args, status, message):
     assert train(cifar_dir, *args) == status

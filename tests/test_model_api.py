@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -114,7 +115,7 @@ def test_every_input_convention_trains_to_the_same_weights(convert):
     assert all(torch.allclose(expected[k].float(), v.float(), atol=1e-6) for k, v in weights_of(model).items())
 
 
-def test_validation_split_is_stratified_not_the_last_rows():
+def test_validation_split_is_stratified_not_the_last_rows(monkeypatch):
     x, y = tiny_images(count=40)
     y = np.sort(y)  # the last rows are all one class: Keras's split would validate on class 3 only
 
@@ -123,10 +124,17 @@ def test_validation_split_is_stratified_not_the_last_rows():
             self.seen = dict(self.params)
 
     probe = Params()
+    splits = []
+
+    def recording_split(labels, size, seed):
+        splits.append(holdout_split(labels, size, seed))
+        return splits[-1]
+
+    monkeypatch.setattr(trainval.model, "holdout_split", recording_split)
     tiny_model().fit(x, y, epochs=1, validation_split=0.2, verbose=0, callbacks=[probe], seed=0)
     assert probe.seen["val_samples"] == 8 and probe.seen["samples"] == 32
-    train_idx, val_idx = holdout_split(y, 0.2, seed=0)
-    assert sorted(np.bincount(y[val_idx])) == [2, 2, 2, 2]
+    _, val_idx = splits[0]
+    assert np.array_equal(np.bincount(y[val_idx]), [2, 2, 2, 2])
 
 
 def test_evaluate_scores_every_sample_with_a_partial_batch():
@@ -245,3 +253,90 @@ def test_input_errors_name_the_argument():
         model.fit(x, y, validation_data=(x, y[:3]), verbose=0)
     with pytest.raises(ConfigError):
         trainval.create_model("no-such-model")
+
+
+def test_reversed_and_read_only_arrays_are_accepted_without_touching_them():
+    x, y = tiny_images()
+    reversed_channels = x[..., ::-1]
+    read_only = x.copy()
+    read_only.setflags(write=False)
+    model = tiny_model()
+    model.compile(precision="fp32")
+    expected = model.predict(np.ascontiguousarray(reversed_channels))
+    assert np.array_equal(model.predict(reversed_channels), expected)
+    model.fit(read_only, y, epochs=1, verbose=0)
+    assert np.array_equal(read_only, x)
+
+
+def test_a_module_working_in_place_never_writes_into_the_callers_images():
+    class InPlace(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.Linear(12 * 12 * 3, 4)
+
+        def forward(self, inputs):
+            inputs.mul_(0.5)
+            return self.head(inputs.flatten(1))
+
+    x, y = tiny_images()
+    floats = x.astype(np.float32) / 255
+    before = floats.copy()
+    model = Model(InPlace(), device="cpu")
+    model.fit(floats, y, epochs=1, verbose=0)
+    model.predict(floats)
+    assert np.array_equal(floats, before)
+
+
+def test_compile_tta_changes_what_evaluate_and_predict_average():
+    x, y = tiny_images(count=16)
+    model = tiny_model()
+    model.compile(precision="fp32", tta=0)
+    plain = model.predict(x)
+    model.compile(precision="fp32", tta=1)
+    averaged = model.predict(x)
+    mirrored = tiny_model()
+    mirrored.module.load_state_dict(model.module.state_dict())
+    mirrored.compile(precision="fp32")
+    expected_logits = (torch.log(torch.from_numpy(plain)) + torch.log(torch.from_numpy(mirrored.predict(x[:, :, ::-1]))))
+    assert not np.allclose(plain, averaged)
+    assert np.allclose(averaged, torch.softmax(expected_logits / 2, dim=1).numpy(), atol=1e-5)
+
+
+def test_predict_checks_its_verbose_argument():
+    x, _ = tiny_images(count=4)
+    with pytest.raises(ConfigError, match="verbose"):
+        tiny_model().predict(x, verbose=9)
+
+
+def test_unknown_model_options_and_negative_seeds_are_config_errors():
+    with pytest.raises(ConfigError, match="takes the options widths"):
+        trainval.create_model("fastnet", depth=3)
+    with pytest.raises(ConfigError, match="seed"):
+        trainval.create_model("seed-cnn", seed=-1)
+    x, y = tiny_images()
+    with pytest.raises(ConfigError, match="seed"):
+        tiny_model().fit(x, y, seed=-5, verbose=0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_cuda_without_a_gpu_is_a_config_error():
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        Model(TinyNet(), device="cuda")
+
+
+def test_weights_from_another_save_are_refused(tmp_path):
+    x, y = tiny_images()
+    first = trainval.create_model("seed-cnn", num_classes=4, input_shape=(12, 12, 3), seed=0, device="cpu")
+    second = trainval.create_model("seed-cnn", num_classes=4, input_shape=(12, 12, 3), seed=1, device="cpu")
+    first.save(tmp_path / "a")
+    second.save(tmp_path / "b")
+    (tmp_path / "a" / "model.safetensors").write_bytes((tmp_path / "b" / "model.safetensors").read_bytes())
+    with pytest.raises(ModelFileError, match="not the file"):
+        trainval.load_model(tmp_path / "a")
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    trainval.create_model("seed-cnn", num_classes=4, input_shape=(12, 12, 3), device="cpu").save(tmp_path / "m")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "m" / "model.json").stat().st_mode & 0o777 == 0o666 & ~umask

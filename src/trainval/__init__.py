@@ -8,11 +8,13 @@
 
 __version__ = "0.1.0"
 
-from trainval import datasets, errors
+from trainval import datasets, errors, presets
 from trainval.api import create_model, list_models, load_model
+from trainval.data.augment import Augmentation
 from trainval.model import Model
-from trainval.training import optimizers
+from trainval.training import losses, optimizers
+from trainval.training.averaging import Lookahead
 from trainval.training.callbacks import Callback, History
 
-__all__ = ["Callback", "History", "Model", "create_model", "datasets", "errors", "list_models", "load_model",
-           "optimizers", "__version__"]
+__all__ = ["Augmentation", "Callback", "History", "Lookahead", "Model", "create_model", "datasets", "errors",
+           "list_models", "load_model", "losses", "optimizers", "presets", "__version__"]

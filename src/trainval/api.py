@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +34,14 @@ def create_model(name: str, num_classes: int = 10, input_shape: Sequence[int] = 
     1250858
     """
     entry = models.get_entry(name)
+    try:
+        inspect.signature(entry.build).bind(num_classes=num_classes, input_shape=input_shape, **options)
+    except TypeError:
+        accepted = [p for p in inspect.signature(entry.build).parameters if p not in ("num_classes", "input_shape")]
+        raise ConfigError(f"model {name!r} takes the options {', '.join(accepted) or '(none)'}; "
+                          f"got {', '.join(sorted(options))}") from None
+    if seed is not None and (not isinstance(seed, int) or seed < 0):
+        raise ConfigError(f"seed must be an integer >= 0; got {seed!r}")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ConfigError(f"num_classes must be an integer >= 2; got {num_classes!r}")
     input_shape = tuple(int(size) for size in input_shape)
@@ -67,5 +76,5 @@ def load_model(path: str | os.PathLike[str], module: nn.Module | None = None,
     else:
         model = Model(module, num_classes=num_classes, input_shape=tuple(input_shape) if input_shape else None,
                       class_names=spec.get("class_names"), device=device)
-    saving.load_weights(model.module, path)
+    saving.load_weights(model.module, path, spec.get("weights_sha256"))
     return model

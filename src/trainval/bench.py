@@ -16,10 +16,8 @@ from pathlib import Path
 import torch
 
 from trainval import datasets, presets
-from trainval.api import create_model
 from trainval.errors import ConfigError
 from trainval.experiment import TrainConfig, run_training
-from trainval.training.losses import CategoricalCrossentropy
 from trainval.training.precision import resolve_device, resolve_precision
 
 
@@ -90,6 +88,8 @@ def run_bench(preset: str, seeds: int, data_dir: str | None = None, precision: s
     ``validation="none"`` trains on all training images and scores the test set once, which is
     what the published speed runs measure.
     """
+    if seeds < 1:
+        raise ConfigError(f"seeds must be >= 1; got {seeds}")
     report = BenchReport(preset=presets.get(preset).to_dict(), dataset=dataset, validation=validation,
                          machine=machine_facts(precision))
     for seed in range(seeds):
@@ -119,21 +119,19 @@ def measure_throughput(preset_name: str, steps: int, data_dir: str | None = None
     if steps < 1 or count > len(x_train):
         raise ConfigError(f"timing {steps} steps of preset {preset_name} (plus one warm-up step) needs {count} "
                           f"training images, and there are {len(x_train)}; choose fewer steps (at least 1)")
-    model = create_model(preset.model, num_classes=len(data.CLASS_NAMES), input_shape=x_train.shape[1:], seed=0,
-                         **preset.model_options)
-    model.compile(optimizer=preset.optimizer, loss=CategoricalCrossentropy(preset.label_smoothing),
-                  precision=precision, augmentation=preset.augmentation)
+    model = preset.build_model(len(data.CLASS_NAMES), x_train.shape[1:], seed=0, precision=precision)
     warmup = preset.batch_size
     model.fit(x_train[:warmup], y_train[:warmup], batch_size=preset.batch_size, verbose=0, seed=0)
     started = time.perf_counter()
-    model.fit(x_train[warmup:count], y_train[warmup:count], batch_size=preset.batch_size, verbose=0, seed=0)
+    model.fit(x_train[warmup:count], y_train[warmup:count], batch_size=preset.batch_size, verbose=0, seed=0,
+              callbacks=preset.callbacks())
     return (count - warmup) / (time.perf_counter() - started)
 
 
 def compare_throughput(preset_name: str, steps: int = 50, data_dir: str | None = None,
-                       precision: str = "auto") -> dict[str, float]:
+                       precision: str = "auto", dataset: str = "cifar10") -> dict[str, float]:
     """Images/s of ``preset_name`` and of the ``tutorial`` preset, measured back to back, and their ratio."""
-    fast = measure_throughput(preset_name, steps, data_dir, precision)
-    tutorial = measure_throughput("tutorial", steps, data_dir, precision)
+    fast = measure_throughput(preset_name, steps, data_dir, precision, dataset)
+    tutorial = measure_throughput("tutorial", steps, data_dir, precision, dataset)
     return {"steps": steps, "preset_images_per_second": fast, "tutorial_images_per_second": tutorial,
             "ratio": fast / tutorial}

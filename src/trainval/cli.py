@@ -116,8 +116,6 @@ def _print_summary(report: BenchReport) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    if args.seeds < 1:
-        raise ConfigError(f"seeds must be >= 1; got {args.seeds}")
     print(f"trainval bench: preset {args.preset}, {args.seeds} seeds, {args.dataset}, all training images, "
           "test set scored once per seed", flush=True)
     header_printed = False
@@ -130,7 +128,8 @@ def _bench(args: argparse.Namespace) -> int:
         _print_seed_row(row)
 
     # Timed first: it is short, and a mistake in its options should not cost the seeds' runs.
-    compare = compare_throughput(args.preset, args.compare_steps, args.data_dir, args.precision) if args.compare else None
+    compare = (compare_throughput(args.preset, args.compare_steps, args.data_dir, args.precision, args.dataset)
+               if args.compare else None)
     report = run_bench(args.preset, args.seeds, data_dir=args.data_dir, precision=args.precision,
                        dataset=args.dataset, on_result=show)
     report.compare = compare

@@ -7,16 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from trainval import datasets, presets
-from trainval.api import create_model
 from trainval.data.splits import holdout_split
 from trainval.errors import ConfigError
 from trainval.model import Model
 from trainval.presets import Preset
-from trainval.training.averaging import Lookahead
-from trainval.training.losses import CategoricalCrossentropy
 from trainval.stats import wilson_interval
 from trainval.training.callbacks import History
 
@@ -44,7 +39,7 @@ class TrainConfig:
         """Raise ConfigError for values no run could use."""
         if self.validation not in VALIDATION_MODES:
             raise ConfigError(f"validation must be one of {', '.join(VALIDATION_MODES)}; got {self.validation!r}")
-        for name, minimum in (("epochs", 0), ("batch_size", 1), ("holdout_size", 1)):
+        for name, minimum in (("epochs", 0), ("batch_size", 1), ("holdout_size", 1), ("seed", 0)):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < minimum):
                 raise ConfigError(f"{name.replace('_', '-')} must be an integer >= {minimum}; got {value!r}")
@@ -92,10 +87,8 @@ def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -
                  "biased (optimistic) estimate; use --validation holdout for an honest one.")
 
     num_classes = len(dataset.CLASS_NAMES)
-    model = create_model(preset.model, num_classes=num_classes, input_shape=x_train.shape[1:], seed=config.seed,
-                         class_names=dataset.CLASS_NAMES, **preset.model_options)
-    model.compile(optimizer=preset.optimizer, loss=CategoricalCrossentropy(preset.label_smoothing),
-                  precision=config.precision, augmentation=preset.augmentation, tta=preset.tta)
+    model = preset.build_model(num_classes, x_train.shape[1:], seed=config.seed, class_names=dataset.CLASS_NAMES,
+                               precision=config.precision)
     announce(f"Preset {preset.name}: {preset.to_dict()}")
     announce(f"Model {preset.model}: {model.count_params():,} parameters on {model.device.type}, "
              f"precision {model.precision}; seed {config.seed}")
@@ -103,7 +96,7 @@ def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -
     fit_started = time.perf_counter()
     history = model.fit(x_train, y_train, batch_size=preset.batch_size, epochs=preset.epochs, verbose=config.verbose,
                         validation_data=validation_data, seed=config.seed,
-                        callbacks=[lookahead_for(preset.batch_size)] if preset.lookahead else None)
+                        callbacks=preset.callbacks())
     test_started = time.perf_counter()
     test_loss, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
     finished = time.perf_counter()
@@ -119,12 +112,7 @@ def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -
     )
 
 
-def lookahead_for(batch_size: int) -> Lookahead:
-    """Lookahead averaging every 5 steps of 1024 images, i.e. about as often per image at any batch size."""
-    return Lookahead(every=max(1, round(5 * 1024 / batch_size)))
-
-
 def accuracy_line(accuracy: float, interval: tuple[float, float], samples: int) -> str:
     """``Accuracy: 74.87% (95% CI 74.01-75.71%, 10000 test images)``, the tutorial's line plus its uncertainty."""
-    low, high = np.multiply(interval, 100)
+    low, high = (bound * 100 for bound in interval)
     return f"Accuracy: {accuracy * 100:.2f}% (95% CI {low:.2f}-{high:.2f}%, {samples} test images)"

@@ -19,9 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainval.data.augment import Augmentation
-from trainval.data.batches import training_batches
+from trainval.data.batches import count_training_batches, training_batches
 from trainval.data.inputs import images_to_tensor, labels_to_tensor
 from trainval.data.splits import holdout_split
+from trainval import saving
 from trainval.errors import ConfigError, InputError
 from trainval.training.callbacks import Callback, CallbackList, History
 from trainval.training.loop import LossFunction, Trainer, evaluate_logits, predict_logits, train_one_epoch
@@ -128,8 +129,8 @@ class Model:
         return self._trainer
 
     def count_params(self) -> int:
-        """Number of trainable parameters."""
-        return sum(p.numel() for p in self.module.parameters() if p.requires_grad)
+        """Number of parameters, trainable and frozen (BatchNorm statistics and other buffers not counted)."""
+        return sum(p.numel() for p in self.module.parameters())
 
     # -- data checks ---------------------------------------------------------------------------------
 
@@ -173,6 +174,7 @@ class Model:
         batch_size = _check_int("batch_size", 32 if batch_size is None else batch_size, 1)
         epochs = _check_int("epochs", epochs, 0)
         initial_epoch = _check_int("initial_epoch", initial_epoch, 0)
+        seed = None if seed is None else _check_int("seed", seed, 0)
         verbose = resolve_verbose(verbose)
         if not 0.0 <= validation_split < 1.0:
             raise ConfigError(f"validation_split must be in [0, 1); got {validation_split}")
@@ -183,13 +185,15 @@ class Model:
                 raise InputError("validation_data must be a pair (x_val, y_val)")
             validation = self._labelled(validation_data[0], validation_data[1], "validation_data[0]", "validation_data[1]")
         elif validation_split > 0.0:
-            train_idx, val_idx = holdout_split(labels.numpy(), float(validation_split), seed)
+            # Without a seed, the split follows torch's global RNG, as shuffling and dropout do.
+            split_seed = seed if seed is not None else int(torch.randint(0, 2**31, ()))
+            train_idx, val_idx = holdout_split(labels.numpy(), float(validation_split), split_seed)
             validation = images[val_idx], labels[val_idx]
             images, labels = images[train_idx], labels[train_idx]
         trainer = self._compiled()
         self._initialize_from_data(images)
 
-        steps_per_epoch = len(training_batches(len(images), batch_size, shuffle=False))
+        steps_per_epoch = count_training_batches(len(images), batch_size)
         history = History()
         loggers = [ProgressLogger(verbose)] if verbose else []
         callback_list = CallbackList([*(callbacks or ()), history, *loggers])
@@ -200,7 +204,9 @@ class Model:
         })
         total_steps = trainer.step + steps_per_epoch * max(epochs - initial_epoch, 0)
         self.stop_training = False
-        with self._seeded(seed) as generator:
+        with self._seeded(seed) as generator, contextlib.ExitStack() as cleanup:
+            for logger in loggers:
+                cleanup.callback(logger.close)  # a failure mid-epoch must not leave a live bar behind
             augment = self.augmentation.bind(len(images), generator) if self.augmentation else None
             callback_list.on_train_begin()
             for epoch in range(initial_epoch, epochs):
@@ -261,8 +267,12 @@ class Model:
         return [scores["loss"], scores["acc"]]
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: int | str = 0) -> np.ndarray:
-        """Class probabilities, float32 of shape (N, classes), for every image in ``x``."""
+        """Class probabilities, float32 of shape (N, classes), for every image in ``x``.
+
+        ``verbose`` is accepted for Keras compatibility and checked; predict prints nothing.
+        """
         batch_size = _check_int("batch_size", _EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
+        resolve_verbose(verbose)
         images = self._images(x, "x")
         trainer = self._compiled()
         logits = predict_logits(self.module, images, batch_size, self.device, trainer.precision, trainer.tta)
@@ -274,6 +284,4 @@ class Model:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Save to folder ``path``: weights as safetensors plus a JSON spec. See ``trainval.load_model``."""
-        from trainval.saving import save_model
-
-        save_model(self, path)
+        saving.save_model(self, path)

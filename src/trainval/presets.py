@@ -7,8 +7,15 @@ linearly to the preset's batch size, so a preset can change its batch size witho
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+from trainval.api import create_model
+from trainval.model import Model
+from trainval.training.averaging import Lookahead
+from trainval.training.callbacks import Callback
+from trainval.training.losses import CategoricalCrossentropy
 
 from trainval.data.augment import Augmentation
 from trainval.errors import ConfigError
@@ -30,7 +37,7 @@ class Preset:
     model_options: dict[str, Any] = field(default_factory=dict)
     label_smoothing: float = 0.0  # fraction of target mass spread over all classes
     augmentation: Augmentation | None = None  # training batches only
-    lookahead: bool = False  # average weights every 5 x 1024 images (trainval.training.averaging.Lookahead)
+    lookahead: bool = False  # average weights every 5 x 1024 images (see callbacks())
     tta: int = 0  # test-time augmentation level: 0 none, 1 flip, 2 flip and 1-pixel shifts
 
     def with_overrides(self, model: str | None = None, epochs: int | None = None,
@@ -47,6 +54,21 @@ class Preset:
             scaled_lr = self.optimizer.learning_rate * batch_size / self.batch_size
             changed = replace(changed, batch_size=batch_size, optimizer=replace(self.optimizer, learning_rate=scaled_lr))
         return changed
+
+    def build_model(self, num_classes: int, input_shape: Sequence[int], *, seed: int | None = None,
+                    class_names: Sequence[str] | None = None, precision: str = "auto") -> Model:
+        """A fresh model of this preset's architecture, compiled with its optimiser, loss, augmentation and TTA."""
+        model = create_model(self.model, num_classes=num_classes, input_shape=input_shape, seed=seed,
+                             class_names=class_names, **self.model_options)
+        model.compile(optimizer=self.optimizer, loss=CategoricalCrossentropy(self.label_smoothing),
+                      precision=precision, augmentation=self.augmentation, tta=self.tta)
+        return model
+
+    def callbacks(self) -> list[Callback]:
+        """The callbacks ``fit`` needs for this recipe: lookahead averaging every ~5 x 1024 images."""
+        if not self.lookahead:
+            return []
+        return [Lookahead(every=max(1, round(5 * 1024 / self.batch_size)))]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for printing and saving, with each spec's type name."""

@@ -5,6 +5,7 @@ No pickle anywhere: loading a model never runs code from the file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as dump_safetensors
 
+from trainval import __version__
 from trainval.atomic_files import write_bytes_atomically
 from trainval.errors import ModelFileError
 
@@ -29,11 +31,10 @@ SPEC_FILE = "model.json"
 
 def save_model(model: Model, path: str | os.PathLike[str]) -> Path:
     """Write ``model`` into folder ``path`` (created if needed); each file is replaced atomically."""
-    from trainval import __version__
-
     folder = Path(path)
     # Cloning breaks storage sharing (tied weights), which safetensors refuses to write.
     tensors = {name: value.detach().cpu().contiguous().clone() for name, value in model.module.state_dict().items()}
+    weights = dump_safetensors(tensors)
     spec = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -42,9 +43,11 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> Path:
         "num_classes": model.num_classes,
         "input_shape": list(model.input_shape) if model.input_shape else None,
         "class_names": model.class_names,
+        # Each file is replaced atomically but not both at once: the digest ties the spec to its weights.
+        "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
     try:
-        write_bytes_atomically(folder / WEIGHTS_FILE, dump_safetensors(tensors))
+        write_bytes_atomically(folder / WEIGHTS_FILE, weights)
         write_bytes_atomically(folder / SPEC_FILE, (json.dumps(spec, indent=2) + "\n").encode())
     except OSError as error:
         raise ModelFileError(f"cannot save the model to {folder}: {error}. Choose a writable folder "
@@ -64,16 +67,30 @@ def read_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelFileError(f"{spec_file} is unreadable or corrupt ({error}); save the model again") from error
     if not isinstance(spec, dict) or spec.get("format") != FORMAT:
         raise ModelFileError(f"{spec_file} is not a trainval model spec")
-    if spec.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelFileError(f"{path} was saved by a newer trainval (format {spec['format_version']}); upgrade trainval")
+    version = spec.get("format_version")
+    if not isinstance(version, int):
+        raise ModelFileError(f"{spec_file} has no valid format_version; save the model again")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{path} was saved by a newer trainval (format {version}); upgrade trainval")
+    architecture = spec.get("architecture")
+    if architecture is not None and not (isinstance(architecture, dict) and isinstance(architecture.get("name"), str)
+                                         and isinstance(architecture.get("options", {}), dict)):
+        raise ModelFileError(f"{spec_file} has an invalid architecture entry; save the model again")
     return spec
 
 
-def load_weights(module: torch.nn.Module, path: str | os.PathLike[str]) -> None:
-    """Load ``model.safetensors`` from ``path`` into ``module``; every tensor name and shape must match."""
+def load_weights(module: torch.nn.Module, path: str | os.PathLike[str], expected_sha256: str | None = None) -> None:
+    """Load ``model.safetensors`` from ``path`` into ``module``; every tensor name and shape must match.
+
+    ``expected_sha256`` (from ``model.json``) catches weights that do not belong to the spec.
+    """
     weights_file = Path(path) / WEIGHTS_FILE
     try:
-        tensors = load_safetensors(weights_file.read_bytes())
+        data = weights_file.read_bytes()
+        if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
+            raise ModelFileError(f"{weights_file} is not the file {Path(path) / SPEC_FILE} was saved with "
+                                 "(an interrupted save or a damaged file); save the model again")
+        tensors = load_safetensors(data)
     except FileNotFoundError:
         raise ModelFileError(f"{weights_file} is missing; save the model again") from None
     except (OSError, SafetensorError, ValueError) as error:

@@ -32,8 +32,8 @@ class Augmentation:
     def __post_init__(self) -> None:
         if self.flip not in FLIP_MODES:
             raise ConfigError(f"flip must be one of {', '.join(FLIP_MODES)}; got {self.flip!r}")
-        if self.translate < 0:
-            raise ConfigError(f"translate must be >= 0 pixels; got {self.translate}")
+        if isinstance(self.translate, bool) or not isinstance(self.translate, int) or self.translate < 0:
+            raise ConfigError(f"translate must be a whole number of pixels >= 0; got {self.translate!r}")
 
     def bind(self, num_samples: int, generator: torch.Generator) -> BoundAugmentation:
         """Draw the per-image state (the alternating flip's first coin) for a data set of ``num_samples``."""
@@ -68,6 +68,9 @@ def flip_where(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def translate(images: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
     """Shift each image by its own random offset in [-pixels, pixels] per axis, reflecting at the border."""
     count, _, height, width = images.shape
+    if pixels >= min(height, width):
+        raise ConfigError(f"cannot translate {height}x{width} images by {pixels} pixels; use fewer than "
+                          f"{min(height, width)}")
     padded = reflect_pad(images, pixels)
     offsets = torch.randint(0, 2 * pixels + 1, (2, count), generator=generator)
     rows = (offsets[0][:, None] + torch.arange(height))[:, :, None]  # (N, H, 1)

@@ -10,13 +10,21 @@ def training_batches(num_samples: int, batch_size: int, shuffle: bool,
     """Index tensors covering every sample exactly once, the last batch possibly partial.
 
     A lone sample left over at the end joins the batch before it, because BatchNorm cannot
-    normalise a batch of one; every other partial batch is kept as it is.
+    normalise a batch of one; every other partial batch is kept as it is. (With ``batch_size=1``
+    every batch is a lone sample and none is merged.)
     """
     order = torch.randperm(num_samples, generator=generator) if shuffle else torch.arange(num_samples)
     batches = list(torch.split(order, batch_size))
-    if len(batches) > 1 and len(batches[-1]) == 1:
+    if len(batches) > 1 and len(batches[-1]) == 1 and batch_size > 1:
         batches[-2:] = [torch.cat(batches[-2:])]
     return batches
+
+
+def count_training_batches(num_samples: int, batch_size: int) -> int:
+    """How many batches :func:`training_batches` makes (its lone-sample rule included)."""
+    batches = -(-num_samples // batch_size)
+    lone_last = batches > 1 and num_samples % batch_size == 1
+    return batches - lone_last
 
 
 def evaluation_slices(num_samples: int, batch_size: int) -> list[slice]:

@@ -76,9 +76,9 @@ def images_to_tensor(x: Any, name: str = "x", input_shape: tuple[int, int, int] 
         if array.min() < 0 or array.max() > 255:
             raise InputError(f"{name} holds integer pixels outside 0..255; pass uint8 images or floats in [0, 1]")
         array = array.astype(np.uint8)
-    if not array.flags.writeable:
-        array = array.copy()  # torch cannot share a read-only buffer
-    # Shared with the caller's array; trainval never writes into it (batches are gathered copies).
+    if not array.flags.writeable or min(array.strides) < 0:
+        array = np.ascontiguousarray(array)  # torch shares neither read-only nor reversed buffers
+    # Shared with the caller's array: the loop hands the module copies (see to_model_input).
     return torch.from_numpy(array).contiguous(memory_format=torch.channels_last)
 
 

@@ -14,7 +14,6 @@ import numpy as np
 from trainval.datasets.safe_pickle import safe_loads
 from trainval.errors import DataError
 
-IMAGE_SHAPE = (32, 32, 3)
 _ROW_BYTES = 32 * 32 * 3
 
 # Reads named members of a data set; each comes back with a description of where it was.
@@ -58,14 +57,6 @@ def read_batch(blob: bytes, where: str, label_key: bytes, num_classes: int) -> t
         raise DataError(f"{where} has labels outside 0..{num_classes - 1}; download the data set again.")
     images = rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images, dtype=np.uint8), np.array(labels, dtype=np.uint8)
-
-
-def read_label_names(blob: bytes, where: str, key: bytes) -> list[str]:
-    """Read the class names stored under ``key`` in a CIFAR meta file."""
-    names = _unpickle(blob, where).get(key)
-    if not isinstance(names, list) or not all(isinstance(n, (bytes, str)) for n in names):
-        raise DataError(f"{where} has no list of class names under '{key.decode()}'; download the data set again.")
-    return [n.decode() if isinstance(n, bytes) else n for n in names]
 
 
 def folder_reader(folder: Path) -> ReadMembers:

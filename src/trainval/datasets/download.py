@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,15 +14,6 @@ from trainval.atomic_files import atomic_writer
 from trainval.errors import DataError
 
 _CHUNK_BYTES = 1 << 20
-
-
-def file_md5(path: str | Path) -> str:
-    """Return the hex MD5 digest of a file, read in chunks."""
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def download_and_verify(url: str, md5: str, destination: str | Path, *, progress: bool = True) -> Path:
@@ -50,7 +42,7 @@ def download_and_verify(url: str, md5: str, destination: str | Path, *, progress
                     "the file was discarded. Try again, or download it yourself and pass its folder "
                     "with --data-dir or TRAINVAL_DATA."
                 )
-    except (urllib.error.URLError, OSError) as error:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
         raise DataError(
             f"could not download {url} ({error}). Without internet access, download the file "
             "elsewhere and pass its folder with --data-dir or the TRAINVAL_DATA environment variable."

@@ -24,8 +24,6 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy", "dtype"): np.dtype,
     ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
     ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    # Python 3 writes bytes in protocol-2 pickles as _codecs.encode(text, "latin1").
-    ("_codecs", "encode"): codecs.encode,
 }
 _ALLOWED_ENCODINGS = {"latin1", "latin-1"}
 # The official files were written with protocol 2. Later opcodes, and memo indices far beyond
@@ -47,6 +45,7 @@ def _safe_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> 
 
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
+        # Python 3 writes bytes in protocol-2 pickles as _codecs.encode(text, "latin1").
         if (module, name) == ("_codecs", "encode"):
             return _safe_encode
         try:

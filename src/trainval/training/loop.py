@@ -61,10 +61,14 @@ class RunningAverages:
 
 
 def to_model_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Move a batch to the device and scale uint8 pixels to [0, 1] there (floats pass unchanged)."""
-    images = images.to(device, non_blocking=True)
+    """A float copy of a batch on the device, uint8 pixels scaled to [0, 1] there (floats pass unchanged).
+
+    Always a copy, so a module that works in place can never write into the caller's arrays.
+    """
     if images.dtype == torch.uint8:
-        images = images.float().div_(255.0)
+        images = images.to(device, non_blocking=True).float().div_(255.0)
+    else:
+        images = images.to(device, dtype=torch.float32, copy=True)
     return images.contiguous(memory_format=torch.channels_last)
 
 

@@ -46,6 +46,10 @@ class _ScheduledSpec:
     decay: float = 0.0  # Keras 2 time-based decay: lr / (1 + decay * updates)
     schedule: WarmupLinearDecay | None = None  # a multiplier over the whole run, on top of decay
 
+    def _check_schedule(self) -> None:
+        if not self.decay >= 0:
+            raise ConfigError(f"decay must be >= 0; got {self.decay}")
+
     def lr_multiplier(self, step: int, total_steps: int) -> float:
         """Factor applied to every group's initial learning rate at update ``step`` (0-based)."""
         factor = 1.0 / (1.0 + self.decay * step)
@@ -68,6 +72,11 @@ class SGD(_ScheduledSpec):
         """The torch optimiser over ``module``'s trainable parameters."""
         _check_positive("learning_rate", self.learning_rate)
         _check_positive("norm_lr_scale", self.norm_lr_scale)
+        self._check_schedule()
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"momentum must be in [0, 1); got {self.momentum}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0; got {self.weight_decay}")
         if self.nesterov and self.momentum <= 0:
             raise ConfigError("Nesterov momentum needs momentum > 0")
         groups = _parameter_groups(module, self.learning_rate, self.weight_decay, self.norm_lr_scale)
@@ -86,6 +95,11 @@ class Adam(_ScheduledSpec):
     def create(self, module: nn.Module) -> torch.optim.Optimizer:
         """The torch optimiser over ``module``'s trainable parameters."""
         _check_positive("learning_rate", self.learning_rate)
+        self._check_schedule()
+        for name in ("beta_1", "beta_2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1); got {getattr(self, name)}")
+        _check_positive("epsilon", self.epsilon)
         groups = _parameter_groups(module, self.learning_rate, 0.0, 1.0)
         return torch.optim.Adam(groups, lr=self.learning_rate, betas=(self.beta_1, self.beta_2), eps=self.epsilon)
 

@@ -16,14 +16,20 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except RuntimeError as error:
         raise ConfigError(f"unknown device {device!r} ({error})") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but this PyTorch sees no CUDA GPU; use 'cpu'")
+    return resolved
 
 
 def cpu_has_native_bf16() -> bool:
     """True when oneDNN can run bf16 natively here (AVX-512 BF16 or AMX), where bf16 trains fastest."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a private check: absent from some builds
+        return False
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -8,6 +8,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from trainval.errors import ConfigError
 from trainval.training.callbacks import Callback, Logs
 
 _BAR_WIDTH = 30
@@ -15,11 +16,11 @@ _REFRESH_SECONDS = 0.25  # notebooks and logs must not flood
 
 
 def resolve_verbose(verbose: int | str, stream: TextIO | None = None) -> int:
-    """Keras's rule: ``"auto"`` is 1 (live bar) in a terminal and 2 (a line per epoch) otherwise."""
+    """``"auto"`` is 1 (live bar) in a terminal and 2 (a line per epoch) otherwise, e.g. in logs."""
     if verbose == "auto":
         return 1 if (stream or sys.stdout).isatty() else 2
     if verbose not in (0, 1, 2):
-        raise ValueError(f"verbose must be 0, 1, 2 or 'auto'; got {verbose!r}")
+        raise ConfigError(f"verbose must be 0, 1, 2 or 'auto'; got {verbose!r}")
     return int(verbose)
 
 
@@ -83,6 +84,10 @@ class ProgressLogger(Callback):
             self._print(f"{samples}/{samples} [{'=' * _BAR_WIDTH}] - {summary}")
 
     def on_train_end(self, logs: Any = None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Finish a bar left open (training ended or failed mid-epoch)."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None

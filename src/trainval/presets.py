@@ -20,6 +20,7 @@ from trainval.training.losses import CategoricalCrossentropy
 from trainval.data.augment import Augmentation
 from trainval.errors import ConfigError
 from trainval.models import get_entry
+from trainval.registry import Registry
 from trainval.training.optimizers import SGD, OptimizerSpec
 from trainval.training.schedules import WarmupLinearDecay
 
@@ -37,7 +38,7 @@ class Preset:
     model_options: dict[str, Any] = field(default_factory=dict)
     label_smoothing: float = 0.0  # fraction of target mass spread over all classes
     augmentation: Augmentation | None = None  # training batches only
-    lookahead: bool = False  # average weights every 5 x 1024 images (see callbacks())
+    lookahead: bool = False  # average weights every 5 steps (see callbacks())
     tta: int = 0  # test-time augmentation level: 0 none, 1 flip, 2 flip and 1-pixel shifts
 
     def with_overrides(self, model: str | None = None, epochs: int | None = None,
@@ -65,10 +66,8 @@ class Preset:
         return model
 
     def callbacks(self) -> list[Callback]:
-        """The callbacks ``fit`` needs for this recipe: lookahead averaging every ~5 x 1024 images."""
-        if not self.lookahead:
-            return []
-        return [Lookahead(every=max(1, round(5 * 1024 / self.batch_size)))]
+        """The callbacks ``fit`` needs for this recipe (lookahead averaging every 5 steps)."""
+        return [Lookahead(every=5)] if self.lookahead else []
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for printing and saving, with each spec's type name."""
@@ -89,11 +88,11 @@ def speedrun_sgd(batch_size: int, lr_per_1024: float, weight_decay: float, momen
                weight_decay=weight_decay, norm_lr_scale=norm_lr_scale, schedule=schedule)
 
 
-_PRESETS: dict[str, Preset] = {}
+_PRESETS: Registry[Preset] = Registry("preset")
 
 
 def _register(preset: Preset) -> None:
-    _PRESETS[preset.name] = preset
+    _PRESETS.add(preset.name, preset)
 
 
 _register(Preset(
@@ -115,21 +114,18 @@ _register(Preset(
 _register(Preset(
     name="94",
     description="94% on CIFAR-10: the speed-run recipe (fastnet 64/256/256), tuned for 2-core CPUs",
-    # Batch 256: on 2 CPU cores it trains ~20% more images/s than 512 or 1024, and takes more steps.
-    model="fastnet", model_options={"widths": (64, 256, 256)}, epochs=10, batch_size=256,
-    optimizer=speedrun_sgd(256, lr_per_1024=1.5, weight_decay=1.33e-3),
+    # Batch 512 for 12 epochs: 10 epochs of 512 gave 93.99% on seed 0, 10 epochs of 256 only 93.74%.
+    model="fastnet", model_options={"widths": (64, 256, 256)}, epochs=12, batch_size=512,
+    optimizer=speedrun_sgd(512, lr_per_1024=1.5, weight_decay=1.33e-3),
     label_smoothing=0.2, augmentation=Augmentation(flip="alternating", translate=2), lookahead=True, tta=2,
 ))
 
 
 def get(name: str) -> Preset:
     """The preset called ``name``; a ConfigError listing the known names if there is none."""
-    try:
-        return _PRESETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown preset {name!r}; known presets: {', '.join(names())}") from None
+    return _PRESETS.get(name)
 
 
 def names() -> list[str]:
     """Names of all presets."""
-    return list(_PRESETS)
+    return _PRESETS.names()

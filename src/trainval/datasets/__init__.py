@@ -5,22 +5,20 @@ from __future__ import annotations
 from types import ModuleType
 
 from trainval.datasets import cifar10
-from trainval.errors import ConfigError
+from trainval.registry import Registry
 
-_BY_NAME: dict[str, ModuleType] = {"cifar10": cifar10}
+_DATASETS: Registry[ModuleType] = Registry("dataset")
+_DATASETS.add("cifar10", cifar10)
 
 
 def get(name: str) -> ModuleType:
     """The data set module for ``name``; it has ``load_data(data_dir=None)`` and ``CLASS_NAMES``."""
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        raise ConfigError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(_BY_NAME))}") from None
+    return _DATASETS.get(name)
 
 
 def names() -> list[str]:
-    """Names accepted by :func:`get`, sorted."""
-    return sorted(_BY_NAME)
+    """Names accepted by :func:`get`."""
+    return _DATASETS.names()
 
 
 __all__ = ["cifar10", "get", "names"]

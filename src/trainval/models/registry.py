@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from trainval.errors import ConfigError
+from trainval.registry import Registry
 
 ModuleBuilder = Callable[..., nn.Module]
 
@@ -26,27 +26,22 @@ class ModelEntry:
     default_optimizer: Any = None  # an optimizer spec from trainval.training.optimizers, or None for Adam
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+_MODELS: Registry[ModelEntry] = Registry("model")
 
 
 def register_model(name: str, *, description: str, default_optimizer: Any = None) -> Callable[[ModuleBuilder], ModuleBuilder]:
     """Decorator that adds an architecture builder to the registry under ``name``."""
     def add(build: ModuleBuilder) -> ModuleBuilder:
-        if name in _REGISTRY:
-            raise ValueError(f"a model named {name!r} is already registered")
-        _REGISTRY[name] = ModelEntry(name, build, description, default_optimizer)
+        _MODELS.add(name, ModelEntry(name, build, description, default_optimizer))
         return build
     return add
 
 
 def get_entry(name: str) -> ModelEntry:
     """The registry entry for ``name``; a ConfigError listing the known names if there is none."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}") from None
+    return _MODELS.get(name)
 
 
 def registered_names() -> list[str]:
     """Names of all registered architectures, sorted."""
-    return sorted(_REGISTRY)
+    return sorted(_MODELS.names())

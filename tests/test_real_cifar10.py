@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import trainval
+from trainval.experiment import TrainConfig, run_training
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
 DATA_DIR = os.environ.get("TRAINVAL_DATA") or (str(SHARED) if SHARED.is_dir() else None)
@@ -32,3 +33,10 @@ def test_seed_cnn_learns_real_cifar10_well_above_chance_in_three_epochs_on_10k_i
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
     print(f"seed-cnn, 3 epochs on 10,000 real images: test accuracy {accuracy:.4f}, loss {loss:.4f}")
     assert accuracy > 0.25  # chance is 0.10
+
+
+def test_quick_preset_beats_70_percent_on_real_cifar10():
+    result = run_training(TrainConfig(preset="quick", data_dir=DATA_DIR, validation="none", verbose=0),
+                          announce=lambda line: None)
+    print(f"quick preset, seed 0: test accuracy {result.test_accuracy:.4f}")
+    assert result.test_accuracy > 0.70

@@ -19,9 +19,10 @@ _DEFAULTS = TrainConfig()
 
 
 def _add_common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default=_DEFAULTS.preset, choices=presets.names(),
+    parser.add_argument("--preset", choices=presets.names(),
                         help="training recipe: " + "; ".join(f"{name}: {presets.get(name).description}".replace("%", "%%")
-                                                            for name in presets.names()) + " (default: %(default)s)")
+                                                            for name in presets.names())
+                             + f" (default: {presets.DEFAULT}, or the recipe of the --model given: tutorial for seed-cnn)")
     parser.add_argument("--dataset", default=_DEFAULTS.dataset, choices=datasets.names(),
                         help="data set to train on (default: %(default)s)")
     parser.add_argument("--data-dir", default=None,
@@ -116,7 +117,8 @@ def _print_summary(report: BenchReport) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    print(f"trainval bench: preset {args.preset}, {args.seeds} seeds, {args.dataset}, all training images, "
+    preset = args.preset or presets.DEFAULT
+    print(f"trainval bench: preset {preset}, {args.seeds} seeds, {args.dataset}, all training images, "
           "test set scored once per seed", flush=True)
     header_printed = False
 
@@ -128,9 +130,9 @@ def _bench(args: argparse.Namespace) -> int:
         _print_seed_row(row)
 
     # Timed first: it is short, and a mistake in its options should not cost the seeds' runs.
-    compare = (compare_throughput(args.preset, args.compare_steps, args.data_dir, args.precision, args.dataset)
+    compare = (compare_throughput(preset, args.compare_steps, args.data_dir, args.precision, args.dataset)
                if args.compare else None)
-    report = run_bench(args.preset, args.seeds, data_dir=args.data_dir, precision=args.precision,
+    report = run_bench(preset, args.seeds, data_dir=args.data_dir, precision=args.precision,
                        dataset=args.dataset, on_result=show)
     report.compare = compare
     _print_summary(report)
@@ -138,7 +140,7 @@ def _bench(args: argparse.Namespace) -> int:
     print("wall_s counts data loading, model building, training and testing in this process; "
           "interpreter start and imports come on top.")
     if compare:
-        print(f"throughput over {compare['steps']} steps each: {args.preset} "
+        print(f"throughput over {compare['steps']} steps each: {preset} "
               f"{compare['preset_images_per_second']:.0f} images/s, tutorial seed-cnn "
               f"{compare['tutorial_images_per_second']:.0f} images/s, ratio {compare['ratio']:.2f}x")
     if args.json:

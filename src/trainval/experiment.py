@@ -22,7 +22,7 @@ VALIDATION_MODES = ("holdout", "test", "none")
 class TrainConfig:
     """One training run: a preset, the data, and the few things a user commonly overrides."""
 
-    preset: str | Preset = "94"  # a name from trainval.presets.names(), or a Preset
+    preset: str | Preset | None = None  # a name from trainval.presets.names(), a Preset, or None: see resolve_preset
     dataset: str = "cifar10"
     model: str | None = None  # None: the preset's
     epochs: int | None = None  # None: the preset's
@@ -45,8 +45,12 @@ class TrainConfig:
                 raise ConfigError(f"{name.replace('_', '-')} must be an integer >= {minimum}; got {value!r}")
 
     def resolve_preset(self) -> Preset:
-        """The preset with this config's overrides applied."""
-        preset = self.preset if isinstance(self.preset, Preset) else presets.get(self.preset)
+        """The preset with this config's overrides applied. With no preset named, a named model
+        brings its own recipe (``seed-cnn``: the tutorial's) and otherwise the ``94`` preset runs."""
+        if self.preset is None:
+            preset = presets.for_model(self.model)
+        else:
+            preset = self.preset if isinstance(self.preset, Preset) else presets.get(self.preset)
         return preset.with_overrides(self.model, self.epochs, self.batch_size)
 
 

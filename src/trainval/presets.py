@@ -102,14 +102,6 @@ _register(Preset(
     optimizer=get_entry("seed-cnn").default_optimizer,
 ))
 
-_register(Preset(
-    name="quick",
-    description="the tutorial's accuracy in seconds: a narrow fastnet for 1 epoch",
-    model="fastnet", model_options={"widths": (32, 64, 128)}, epochs=1, batch_size=256,
-    optimizer=speedrun_sgd(256, lr_per_1024=1.5, weight_decay=1.33e-3),
-    # No weight averaging: in a single epoch it costs accuracy. One TTA level: the second costs 3x more.
-    label_smoothing=0.2, augmentation=Augmentation(flip="alternating", translate=2), lookahead=False, tta=1,
-))
 
 _register(Preset(
     name="94",
@@ -118,6 +110,15 @@ _register(Preset(
     model="fastnet", model_options={"widths": (64, 256, 256)}, epochs=12, batch_size=512,
     optimizer=speedrun_sgd(512, lr_per_1024=1.5, weight_decay=1.33e-3),
     label_smoothing=0.2, augmentation=Augmentation(flip="alternating", translate=2), lookahead=True, tta=2,
+))
+
+_register(Preset(
+    name="quick",
+    description="the tutorial's accuracy in seconds: a narrow fastnet for 1 epoch",
+    model="fastnet", model_options={"widths": (32, 64, 128)}, epochs=1, batch_size=256,
+    optimizer=speedrun_sgd(256, lr_per_1024=1.5, weight_decay=1.33e-3),
+    # No weight averaging: in a single epoch it costs accuracy. One TTA level: the second costs 3x more.
+    label_smoothing=0.2, augmentation=Augmentation(flip="alternating", translate=2), lookahead=False, tta=1,
 ))
 
 
@@ -129,3 +130,17 @@ def get(name: str) -> Preset:
 def names() -> list[str]:
     """Names of all presets."""
     return _PRESETS.names()
+
+
+DEFAULT = "94"
+
+
+def for_model(model: str | None) -> Preset:
+    """The recipe a model trains with when no preset is named: the first preset built on it
+    (``seed-cnn``: ``tutorial``, ``fastnet``: ``94``), else the default preset with that model."""
+    if model is None:
+        return get(DEFAULT)
+    for name in names():
+        if get(name).model == model:
+            return get(name)
+    return get(DEFAULT)

@@ -11,7 +11,6 @@ import pytest
 
 import trainval
 from trainval.cli import main
-from cifar_files import write_cifar10_folder
 
 ACCURACY_LINE = re.compile(r"^Accuracy: \d+\.\d\d% \(95% CI \d+\.\d\d-\d+\.\d\d%, \d+ test images\)$", re.M)
 

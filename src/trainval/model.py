@@ -247,10 +247,11 @@ class Model:
             generator.manual_seed(seed)
             yield generator
 
+    def _logits(self, images: torch.Tensor, batch_size: int, tta: int) -> torch.Tensor:
+        return predict_logits(self.module, images, batch_size, self.device, self._compiled().precision, tta)
+
     def _score(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, tta: int) -> dict[str, float]:
-        trainer = self._compiled()
-        logits = predict_logits(self.module, images, batch_size, self.device, trainer.precision, tta)
-        return evaluate_logits(logits, labels, trainer.loss_fn)
+        return evaluate_logits(self._logits(images, batch_size, tta), labels, self._compiled().loss_fn)
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
                  verbose: int | str = "auto") -> list[float]:
@@ -273,9 +274,7 @@ class Model:
         """
         batch_size = _check_int("batch_size", _EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
         resolve_verbose(verbose)
-        images = self._images(x, "x")
-        trainer = self._compiled()
-        logits = predict_logits(self.module, images, batch_size, self.device, trainer.precision, trainer.tta)
+        logits = self._logits(self._images(x, "x"), batch_size, self._compiled().tta)
         return torch.softmax(logits, dim=1).cpu().numpy()
 
     def predict_classes(self, x: Any, batch_size: int | None = None) -> np.ndarray:

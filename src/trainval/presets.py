@@ -103,22 +103,22 @@ _register(Preset(
 ))
 
 
-_register(Preset(
+_SPEEDRUN = Preset(
     name="94",
     description="94% on CIFAR-10: the speed-run recipe (fastnet 64/256/256), tuned for 2-core CPUs",
     # Batch 512 for 12 epochs: 10 epochs of 512 gave 93.99% on seed 0, 10 epochs of 256 only 93.74%.
     model="fastnet", model_options={"widths": (64, 256, 256)}, epochs=12, batch_size=512,
     optimizer=speedrun_sgd(512, lr_per_1024=1.5, weight_decay=1.33e-3),
     label_smoothing=0.2, augmentation=Augmentation(flip="alternating", translate=2), lookahead=True, tta=2,
-))
+)
+_register(_SPEEDRUN)
 
-_register(Preset(
-    name="quick",
-    description="the tutorial's accuracy in seconds: a narrow fastnet for 1 epoch",
-    model="fastnet", model_options={"widths": (32, 64, 128)}, epochs=1, batch_size=256,
-    optimizer=speedrun_sgd(256, lr_per_1024=1.5, weight_decay=1.33e-3),
-    # No weight averaging: in a single epoch it costs accuracy. One TTA level: the second costs 3x more.
-    label_smoothing=0.2, augmentation=Augmentation(flip="alternating", translate=2), lookahead=False, tta=1,
+# The same recipe, narrower and shorter (with_overrides scales the learning rate to batch 256).
+# No weight averaging: in a single epoch it costs accuracy. One TTA level: the second costs 3x more.
+_register(replace(
+    _SPEEDRUN.with_overrides(epochs=1, batch_size=256),
+    name="quick", description="the tutorial's accuracy in seconds: a narrow fastnet for 1 epoch",
+    model_options={"widths": (32, 64, 128)}, lookahead=False, tta=1,
 ))
 
 

@@ -53,7 +53,8 @@ def main() -> None:
     print(f"{'variant':<40} {'test acc %':>10} {'train s':>8}")
     for name, (preset, precision) in variants(presets.get(args.preset), args.precision).items():
         results = [run_training(TrainConfig(preset=preset, seed=seed, data_dir=args.data_dir, precision=precision,
-                                            validation="none", verbose=0), announce=lambda line: None)
+                                            validation="none", verbose=0, runs_dir=None),
+                                announce=lambda line: None)
                    for seed in range(args.seeds)]
         accuracy = statistics.fmean(r.test_accuracy for r in results) * 100
         seconds = statistics.fmean(r.seconds["training"] for r in results)

@@ -36,7 +36,7 @@ def test_seed_cnn_learns_real_cifar10_well_above_chance_in_three_epochs_on_10k_i
 
 
 def test_quick_preset_beats_70_percent_on_real_cifar10():
-    result = run_training(TrainConfig(preset="quick", data_dir=DATA_DIR, validation="none", verbose=0),
+    result = run_training(TrainConfig(preset="quick", data_dir=DATA_DIR, validation="none", verbose=0, runs_dir=None),
                           announce=lambda line: None)
     print(f"quick preset, seed 0: test accuracy {result.test_accuracy:.4f}")
     assert result.test_accuracy > 0.70

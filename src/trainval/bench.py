@@ -94,7 +94,7 @@ def run_bench(preset: str, seeds: int, data_dir: str | None = None, precision: s
                          machine=machine_facts(precision))
     for seed in range(seeds):
         config = TrainConfig(preset=preset, dataset=dataset, seed=seed, data_dir=data_dir, precision=precision,
-                             validation=validation, verbose=0)
+                             validation=validation, verbose=0, runs_dir=None)
         result = run_training(config, announce=lambda line: None)
         images = result.train_samples * result.preset.epochs
         row = SeedResult(seed=seed, train_seconds=result.seconds["training"], wall_seconds=result.seconds["total"],

@@ -12,7 +12,7 @@ from trainval.api import list_models
 from trainval.atomic_files import write_bytes_atomically
 from trainval.bench import BenchReport, SeedResult, compare_throughput, run_bench
 from trainval.errors import ConfigError, TrainvalError
-from trainval.experiment import VALIDATION_MODES, TrainConfig, accuracy_line, run_training
+from trainval.experiment import VALIDATION_MODES, TrainConfig, accuracy_line, resume_training, run_training
 from trainval.training.precision import PRECISIONS
 
 _DEFAULTS = TrainConfig()
@@ -57,12 +57,29 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="holdout: validate on images held out of the training set (honest); test: on the test "
                             "set, as the Keras tutorial does (biases the test score); none: train on all training "
                             "images without validation (default: %(default)s)")
-    train.add_argument("--holdout-size", type=int, default=_DEFAULTS.holdout_size,
-                       help="training images held out, stratified by class, with --validation holdout (default: %(default)s)")
-    train.add_argument("--output", default=None, help="folder to save the trained model in (load with trainval.load_model)")
+    train.add_argument("--holdout-size", type=_count_or_fraction, default=_DEFAULTS.holdout_size,
+                       help="training images held out, stratified by class, with --validation holdout: a count, or "
+                            "a fraction such as 0.1 (default: %(default)s)")
+    train.add_argument("--learning-rate", "--lr", dest="learning_rate", type=float,
+                       help="base learning rate (default: the preset's, scaled to the batch size)")
+    train.add_argument("--patience", type=int,
+                       help="stop after this many epochs without a better --monitor score and keep the best weights "
+                            "(default: train all epochs)")
+    train.add_argument("--monitor", default=_DEFAULTS.monitor,
+                       help="validation metric that picks the best model and drives --patience (default: %(default)s)")
+    train.add_argument("--runs-dir", default=_DEFAULTS.runs_dir,
+                       help="where run folders go: config, metrics, checkpoints, models (default: %(default)s)")
+    train.add_argument("--name", help="the run folder's name (default: the date and time)")
+    train.add_argument("--checkpoint-every", default=_DEFAULTS.checkpoint_every,
+                       help="also checkpoint mid-epoch: a number of steps (500), a time (90s, 10m) or 'epoch' for "
+                            "epoch ends only (default: %(default)s)")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue the interrupted run in RUN_DIR exactly where its last checkpoint left it, "
+                            "with its own settings (only --data-dir and --verbose may be given with it)")
+    train.add_argument("--output", default=None, help="also save the final model in this folder (load with trainval.load_model)")
     train.add_argument("--verbose", default="auto", choices=["auto", "0", "1", "2"],
                        help="0 silent, 1 live progress bar, 2 one line per epoch; auto: 1 in a terminal, else 2")
-    train.set_defaults(handler=_train)
+    train.set_defaults(handler=_train, parser=train)
 
     bench = commands.add_parser(
         "bench", help="run a preset for several seeds and print accuracy and speed per seed, with a summary",
@@ -81,21 +98,49 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _count_or_fraction(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a count (5000) or a fraction (0.1); got {text!r}") from None
+
+
+_RESUME_MAY_CHANGE = {"resume", "data_dir", "verbose", "command", "handler", "parser"}
+
+
 def _train(args: argparse.Namespace) -> int:
-    config = TrainConfig(
-        preset=args.preset, dataset=args.dataset, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-        seed=args.seed, data_dir=args.data_dir, precision=args.precision, validation=args.validation,
-        holdout_size=args.holdout_size, output=args.output,
-        verbose=args.verbose if args.verbose == "auto" else int(args.verbose),
-    )
-    result = run_training(config, announce=lambda line: print(line, flush=True))
+    verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
+    announce = lambda line: print(line, flush=True)  # noqa: E731
+    if args.resume:
+        parser = args.parser
+        changed = [name for name, value in vars(args).items()
+                   if name not in _RESUME_MAY_CHANGE and value != parser.get_default(name)]
+        if changed:
+            raise ConfigError(f"--resume continues a run with the settings it started with; drop "
+                              f"{', '.join('--' + name.replace('_', '-') for name in changed)}")
+        given_verbose = None if args.verbose == parser.get_default("verbose") else verbose
+        result = resume_training(args.resume, data_dir=args.data_dir, verbose=given_verbose, announce=announce)
+    else:
+        config = TrainConfig(
+            preset=args.preset, dataset=args.dataset, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+            learning_rate=args.learning_rate, seed=args.seed, data_dir=args.data_dir, precision=args.precision,
+            validation=args.validation, holdout_size=args.holdout_size, patience=args.patience, monitor=args.monitor,
+            runs_dir=args.runs_dir, name=args.name, checkpoint_every=args.checkpoint_every, output=args.output,
+            verbose=verbose,
+        )
+        result = run_training(config, announce=announce)
     seconds = result.seconds
     print(f"Test loss: {result.test_loss:.4f}")
     print(accuracy_line(result.test_accuracy, result.test_interval, result.test_samples))
     print(f"Time: {seconds['total']:.1f}s in all (data {seconds['data']:.1f}s, training {seconds['training']:.1f}s, "
           f"test {seconds['test']:.1f}s)")
-    if config.output:
-        print(f"Saved the model to {config.output}")
+    if result.run_folder is not None:
+        print(f"Run folder: {result.run_folder} (final model in {result.run_folder / 'model'})")
+    if result.config.output:
+        print(f"Saved the model to {result.config.output}")
     return 0
 
 

@@ -25,3 +25,15 @@ class InputError(TrainvalError, ValueError):
 
 class ModelFileError(TrainvalError):
     """A saved model is missing, unreadable or does not match what it is loaded into."""
+
+
+class CheckpointError(TrainvalError):
+    """A checkpoint is missing, truncated, corrupt, or belongs to another model or another fit."""
+
+
+class OutputError(TrainvalError):
+    """An output folder or file cannot be written (no permission, disk full, a file in the way)."""
+
+
+class TrainingDiverged(TrainvalError):
+    """The loss or the weights became NaN or infinite; training stopped before saving them."""

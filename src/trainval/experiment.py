@@ -2,20 +2,47 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from trainval import datasets, presets
 from trainval.data.splits import holdout_split
-from trainval.errors import ConfigError
+from trainval.errors import CheckpointError, ConfigError
 from trainval.model import Model
 from trainval.presets import Preset
+from trainval.runs.backup import BackupAndRestore, peek
+from trainval.runs.metric_logs import CSVLogger, JSONLogger
+from trainval.runs.model_checkpoint import ModelCheckpoint
+from trainval.runs.run_folder import RunFolder, software_versions
 from trainval.stats import wilson_interval
-from trainval.training.callbacks import History
+from trainval.training.callbacks import Callback, History
+from trainval.training.early_stopping import EarlyStopping
 
 VALIDATION_MODES = ("holdout", "test", "none")
+_CHECKPOINT_EVERY = re.compile(r"^(?:(?P<steps>\d+)|(?P<amount>\d+(?:\.\d+)?)(?P<unit>[smh]))$")
+_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_checkpoint_every(text: str) -> tuple[int | None, float | None]:
+    """``"500"``: every 500 steps; ``"90s"``, ``"10m"``, ``"1h"``: every so long; ``"epoch"``: epoch ends only.
+
+    Returns (steps, seconds), at most one of them set.
+    """
+    if text == "epoch":
+        return None, None
+    match = _CHECKPOINT_EVERY.match(text.strip()) if isinstance(text, str) else None
+    if match is None or (match["steps"] is not None and int(match["steps"]) < 1) or \
+            (match["amount"] is not None and float(match["amount"]) <= 0):
+        raise ConfigError(f"checkpoint-every must be a number of steps (500), a time (90s, 10m, 1h) or 'epoch'; "
+                          f"got {text!r}")
+    if match["steps"] is not None:
+        return int(match["steps"]), None
+    return None, float(match["amount"]) * _SECONDS_PER_UNIT[match["unit"]]
 
 
 @dataclass(frozen=True)
@@ -27,22 +54,38 @@ class TrainConfig:
     model: str | None = None  # None: the preset's
     epochs: int | None = None  # None: the preset's
     batch_size: int | None = None  # None: the preset's; the learning rate scales with it
+    learning_rate: float | None = None  # None: the preset's (scaled to the batch size)
     seed: int = 0  # seeds weight init, the holdout split, shuffling, augmentation and dropout
     data_dir: str | None = None  # None: TRAINVAL_DATA, else the download cache
     precision: str = "auto"  # auto | bf16 | fp32
     validation: str = "holdout"  # holdout: from training data; test: the tutorial's way; none
-    holdout_size: int = 5000  # images held out of training when validation == "holdout"
-    output: str | None = None  # folder to save the trained model in; None: do not save
+    holdout_size: int | float = 5000  # images held out with validation == "holdout": a count, or a fraction in (0, 1)
+    patience: int | None = None  # stop after this many epochs without a better monitored score; None: never
+    monitor: str = "val_acc"  # the validation metric that picks the best model (and early stopping)
+    runs_dir: str | None = "runs"  # where run folders go; None: write no run folder
+    name: str | None = None  # the run folder's name; None: the date and time
+    checkpoint_every: str = "60s"  # mid-epoch checkpoints, besides every epoch end: see parse_checkpoint_every
+    output: str | None = None  # another folder to save the final model in
     verbose: int | str = "auto"
 
     def check(self) -> None:
         """Raise ConfigError for values no run could use."""
         if self.validation not in VALIDATION_MODES:
             raise ConfigError(f"validation must be one of {', '.join(VALIDATION_MODES)}; got {self.validation!r}")
-        for name, minimum in (("epochs", 0), ("batch_size", 1), ("holdout_size", 1), ("seed", 0)):
+        for name, minimum in (("epochs", 0), ("batch_size", 1), ("seed", 0), ("patience", 0)):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < minimum):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
                 raise ConfigError(f"{name.replace('_', '-')} must be an integer >= {minimum}; got {value!r}")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ConfigError(f"learning-rate must be positive; got {self.learning_rate!r}")
+        size = self.holdout_size
+        if isinstance(size, bool) or not isinstance(size, (int, float)) or (isinstance(size, int) and size < 1):
+            raise ConfigError(f"holdout-size must be a count >= 1 or a fraction in (0, 1); got {size!r}")
+        if isinstance(size, float) and not 0.0 < size < 1.0:
+            raise ConfigError(f"holdout-size as a fraction must lie strictly between 0 and 1; got {size!r}")
+        if self.monitor.startswith("val_") and self.validation == "none" and self.patience is not None:
+            raise ConfigError(f"--patience watches {self.monitor}, which needs validation; drop --validation none")
+        parse_checkpoint_every(self.checkpoint_every)
 
     def resolve_preset(self) -> Preset:
         """The preset with this config's overrides applied. With no preset named, a named model
@@ -51,7 +94,24 @@ class TrainConfig:
             preset = presets.for_model(self.model)
         else:
             preset = self.preset if isinstance(self.preset, Preset) else presets.get(self.preset)
-        return preset.with_overrides(self.model, self.epochs, self.batch_size)
+        return preset.with_overrides(self.model, self.epochs, self.batch_size, self.learning_rate)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for config.json (a Preset object is recorded by its name)."""
+        values = asdict(self)
+        if isinstance(self.preset, Preset):
+            values["preset"] = self.preset.name
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """The config :meth:`to_dict` wrote; a CheckpointError for entries this trainval does not know."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise CheckpointError(f"config.json has settings this trainval does not know ({', '.join(unknown)}); "
+                                  "resume it with the trainval version that started it")
+        return cls(**values)
 
 
 @dataclass
@@ -69,12 +129,66 @@ class TrainResult:
     test_accuracy: float
     test_interval: tuple[float, float]  # 95% Wilson interval of the test accuracy
     seconds: dict[str, float] = field(default_factory=dict)  # data, training, test, total
+    run_folder: Path | None = None
 
 
 def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -> TrainResult:
-    """Run ``config`` end to end; ``announce`` receives the lines a user should see before training."""
+    """Run ``config`` end to end in a new run folder (none if ``config.runs_dir`` is None).
+
+    ``announce`` receives the lines a user should see before training.
+    """
     config.check()
     preset = config.resolve_preset()
+    folder = RunFolder.create(config.runs_dir, config.name) if config.runs_dir else None
+    if folder is not None:
+        folder.write_json(folder.config_file, {"config": config.to_dict(), "preset": _plain(preset.to_dict()),
+                                               "versions": software_versions(),
+                                               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    return _run(config, preset, folder, announce)
+
+
+def resume_training(path: str | Path, data_dir: str | None = None, verbose: int | str | None = None,
+                    announce: Callable[[str], None] = print) -> TrainResult:
+    """Continue the run in folder ``path`` from its last checkpoint, exactly, and finish it.
+
+    The run's own settings (``config.json``) are used; only where the data lives and how much
+    to print may change.
+    """
+    folder = RunFolder.open(path)
+    if folder.result_file.exists():
+        raise ConfigError(f"the run in {path} has finished; its test score is in {folder.result_file}")
+    saved = folder.read_config()
+    config = TrainConfig.from_dict(saved["config"])
+    config = replace(config, data_dir=data_dir if data_dir is not None else config.data_dir,
+                     verbose=verbose if verbose is not None else config.verbose)
+    config.check()
+    preset = config.resolve_preset()
+    if _plain(preset.to_dict()) != saved.get("preset"):
+        raise CheckpointError(f"the preset {preset.name!r} is not what it was when the run in {path} started "
+                              "(another trainval version?); resume with the version that started it")
+    return _run(config, preset, folder, announce)
+
+
+def _plain(values: dict[str, Any]) -> Any:
+    """``values`` as JSON would give them back (tuples become lists), so saved and fresh compare equal."""
+    return json.loads(json.dumps(values))
+
+
+def _run_callbacks(config: TrainConfig, folder: RunFolder | None, validating: bool) -> list[Callback]:
+    callbacks: list[Callback] = []
+    if config.patience is not None:
+        callbacks.append(EarlyStopping(monitor=config.monitor, patience=config.patience, restore_best_weights=True))
+    if folder is not None:
+        steps, seconds = parse_checkpoint_every(config.checkpoint_every)
+        callbacks += [CSVLogger(folder.metrics_csv), JSONLogger(folder.metrics_jsonl),
+                      BackupAndRestore(folder.checkpoints, save_freq=steps or "epoch", save_every_seconds=seconds,
+                                       delete_checkpoint=False)]
+        if validating:
+            callbacks.append(ModelCheckpoint(folder.best_model, monitor=config.monitor, save_best_only=True))
+    return callbacks
+
+
+def _run(config: TrainConfig, preset: Preset, folder: RunFolder | None, announce: Callable[[str], None]) -> TrainResult:
     started = time.perf_counter()
     dataset = datasets.get(config.dataset)
     (x_train, y_train), (x_test, y_test) = dataset.load_data(config.data_dir)
@@ -96,24 +210,38 @@ def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -
     announce(f"Preset {preset.name}: {preset.to_dict()}")
     announce(f"Model {preset.model}: {model.count_params():,} parameters on {model.device.type}, "
              f"precision {model.precision}; seed {config.seed}")
+    if folder is not None:
+        if (folder.checkpoints / "last.safetensors").exists():
+            position = peek(folder.checkpoints)
+            announce(f"Resuming {folder.path} at epoch {position['epoch'] + 1}, step {position['step']}")
+        announce(f"Run folder: {folder.path} (if interrupted: {folder.command_hint()})")
 
     fit_started = time.perf_counter()
     history = model.fit(x_train, y_train, batch_size=preset.batch_size, epochs=preset.epochs, verbose=config.verbose,
                         validation_data=validation_data, seed=config.seed,
-                        callbacks=preset.callbacks())
+                        callbacks=[*preset.callbacks(), *_run_callbacks(config, folder, validation_data is not None)])
     test_started = time.perf_counter()
     test_loss, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
     finished = time.perf_counter()
-    if config.output:
-        model.save(Path(config.output))
     correct = int(round(test_accuracy * len(x_test)))
-    return TrainResult(
+    result = TrainResult(
         config=config, preset=preset, model=model, history=history, train_samples=len(x_train),
         validation_samples=0 if validation_data is None else len(validation_data[0]), test_samples=len(x_test),
         test_loss=test_loss, test_accuracy=test_accuracy, test_interval=wilson_interval(correct, len(x_test)),
         seconds={"data": data_seconds, "training": test_started - fit_started, "test": finished - test_started,
                  "total": time.perf_counter() - started},
+        run_folder=folder.path if folder is not None else None,
     )
+    if config.output:
+        model.save(Path(config.output))
+    if folder is not None:
+        model.save(folder.final_model)
+        folder.write_json(folder.result_file, {
+            "test_loss": test_loss, "test_accuracy": test_accuracy, "test_interval_95": list(result.test_interval),
+            "test_samples": len(x_test), "train_samples": result.train_samples,
+            "validation_samples": result.validation_samples, "epochs_trained": len(history.epoch),
+            "seconds": result.seconds})
+    return result
 
 
 def accuracy_line(accuracy: float, interval: tuple[float, float], samples: int) -> str:

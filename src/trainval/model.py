@@ -19,12 +19,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainval.data.augment import Augmentation
-from trainval.data.batches import count_training_batches, training_batches
+from trainval.data.batches import count_training_batches
 from trainval.data.inputs import images_to_tensor, labels_to_tensor
 from trainval.data.splits import holdout_split
 from trainval import saving
-from trainval.errors import ConfigError, InputError
+from trainval.errors import ConfigError, InputError, TrainvalError
+from trainval.training import snapshot
 from trainval.training.callbacks import Callback, CallbackList, History
+from trainval.training.fit_state import FitState, data_fingerprint
+from trainval.training.nan_guard import TerminateOnNaN
 from trainval.training.loop import LossFunction, Trainer, evaluate_logits, predict_logits, train_one_epoch
 from trainval.training.optimizers import Adam, OptimizerSpec, resolve_optimizer
 from trainval.training.tta import TTA_LEVELS
@@ -87,6 +90,7 @@ class Model:
         self.history: History | None = None
         self.augmentation: Augmentation | None = None
         self._trainer: Trainer | None = None
+        self._fit: tuple[FitState, list[Callback]] | None = None  # set while fit() runs
 
     # -- configuration ---------------------------------------------------------------------------
 
@@ -196,33 +200,68 @@ class Model:
         steps_per_epoch = count_training_batches(len(images), batch_size)
         history = History()
         loggers = [ProgressLogger(verbose)] if verbose else []
-        callback_list = CallbackList([*(callbacks or ()), history, *loggers])
+        callback_list = CallbackList([TerminateOnNaN(), *(callbacks or ()), history, *loggers])
         callback_list.set_model(self)
         callback_list.set_params({
             "epochs": epochs, "initial_epoch": initial_epoch, "batch_size": batch_size, "samples": len(images),
             "steps": steps_per_epoch, "val_samples": len(validation[0]) if validation else 0, "verbose": verbose,
         })
-        total_steps = trainer.step + steps_per_epoch * max(epochs - initial_epoch, 0)
         self.stop_training = False
         with self._seeded(seed) as generator, contextlib.ExitStack() as cleanup:
             for logger in loggers:
                 cleanup.callback(logger.close)  # a failure mid-epoch must not leave a live bar behind
-            augment = self.augmentation.bind(len(images), generator) if self.augmentation else None
-            callback_list.on_train_begin()
-            for epoch in range(initial_epoch, epochs):
-                callback_list.on_epoch_begin(epoch)
-                batches = training_batches(len(images), batch_size, shuffle, generator)
-                logs: dict[str, Any] = train_one_epoch(trainer, images, labels, batches, callback_list, epoch=epoch,
-                                                       total_steps=total_steps, augment=augment)
+            fit = FitState(
+                epochs=epochs, batch_size=batch_size, samples=len(images), shuffle=shuffle,
+                data_fingerprint=data_fingerprint(images, labels), generator=generator, device=self.device,
+                total_steps=trainer.step + steps_per_epoch * max(epochs - initial_epoch, 0), epoch=initial_epoch,
+                augment=self.augmentation.bind(len(images), generator) if self.augmentation else None)
+            self._fit = (fit, callback_list.callbacks)
+            cleanup.callback(setattr, self, "_fit", None)
+            callback_list.on_train_begin()  # BackupAndRestore may move the fit to where an earlier one stopped
+            while fit.epoch < epochs and not self.stop_training:
+                fit.begin_epoch()
+                callback_list.on_epoch_begin(fit.epoch)
+                logs: dict[str, Any] = train_one_epoch(trainer, images, labels, fit, callback_list)
                 if validation is not None:
                     scores = self._score(*validation, batch_size=max(batch_size, _EVAL_BATCH_SIZE), tta=0)
                     logs.update(val_loss=scores["loss"], val_acc=scores["acc"])
-                callback_list.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
+                fit.epoch_done = True
+                callback_list.on_epoch_end(fit.epoch, logs)
+                fit.end_epoch()
             callback_list.on_train_end()
         self.history = history
         return history
+
+    def training_state(self) -> dict[str, Any]:
+        """The whole state of the fit under way (weights, optimiser, position, random generators,
+        callbacks), for checkpoints: see ``trainval.callbacks.BackupAndRestore``. Only during ``fit``."""
+        fit, callbacks = self._active_fit()
+        return snapshot.capture(self.module, self._compiled(), fit, callbacks, saving.describe(self), self.stop_training)
+
+    def load_training_state(self, state: dict[str, Any], source: str = "the checkpoint") -> None:
+        """Continue the fit under way from a :meth:`training_state`; a CheckpointError if it belongs elsewhere."""
+        fit, callbacks = self._active_fit()
+        self.stop_training = snapshot.restore(state, self.module, self._compiled(), fit, callbacks,
+                                              saving.describe(self), source)
+
+    def _active_fit(self) -> tuple[FitState, list[Callback]]:
+        if self._fit is None:
+            raise TrainvalError("a training state exists only while fit() runs: call this from a callback")
+        return self._fit
+
+    @property
+    def learning_rate(self) -> float:
+        """The optimiser's base learning rate (before decay and schedule); settable, as Keras's."""
+        return self._compiled().learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self._compiled().learning_rate = value
+
+    @property
+    def last_learning_rate(self) -> float:
+        """The learning rate of the latest update, decay and schedule included."""
+        return self._compiled().last_learning_rate
 
     def _initialize_from_data(self, images: torch.Tensor) -> None:
         """Give a module that asks for it (``initialize_from_data``) one look at the training data, once."""

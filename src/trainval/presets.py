@@ -42,8 +42,8 @@ class Preset:
     tta: int = 0  # test-time augmentation level: 0 none, 1 flip, 2 flip and 1-pixel shifts
 
     def with_overrides(self, model: str | None = None, epochs: int | None = None,
-                       batch_size: int | None = None) -> Preset:
-        """This preset with another model, length or batch size (learning rate scaled with the batch size)."""
+                       batch_size: int | None = None, learning_rate: float | None = None) -> Preset:
+        """This preset with another model, length, batch size (learning rate scaled with it) or learning rate."""
         changed = self
         if model is not None and model != self.model:
             changed = replace(changed, model=model, model_options={})
@@ -54,6 +54,10 @@ class Preset:
                 raise ConfigError(f"batch-size must be an integer >= 1; got {batch_size}")
             scaled_lr = self.optimizer.learning_rate * batch_size / self.batch_size
             changed = replace(changed, batch_size=batch_size, optimizer=replace(self.optimizer, learning_rate=scaled_lr))
+        if learning_rate is not None:
+            if not learning_rate > 0:
+                raise ConfigError(f"the learning rate must be positive; got {learning_rate}")
+            changed = replace(changed, optimizer=replace(changed.optimizer, learning_rate=learning_rate))
         return changed
 
     def build_model(self, num_classes: int, input_shape: Sequence[int], *, seed: int | None = None,

@@ -29,6 +29,16 @@ WEIGHTS_FILE = "model.safetensors"
 SPEC_FILE = "model.json"
 
 
+def describe(model: Model) -> dict[str, Any]:
+    """What rebuilding ``model`` takes besides its weights: architecture, classes, input shape, class names."""
+    return {
+        "architecture": model.architecture,
+        "num_classes": model.num_classes,
+        "input_shape": list(model.input_shape) if model.input_shape else None,
+        "class_names": model.class_names,
+    }
+
+
 def save_model(model: Model, path: str | os.PathLike[str]) -> Path:
     """Write ``model`` into folder ``path`` (created if needed); each file is replaced atomically."""
     folder = Path(path)
@@ -39,10 +49,7 @@ def save_model(model: Model, path: str | os.PathLike[str]) -> Path:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "trainval_version": __version__,
-        "architecture": model.architecture,
-        "num_classes": model.num_classes,
-        "input_shape": list(model.input_shape) if model.input_shape else None,
-        "class_names": model.class_names,
+        **describe(model),
         # Each file is replaced atomically but not both at once: the digest ties the spec to its weights.
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }

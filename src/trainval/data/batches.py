@@ -7,13 +7,22 @@ import torch
 
 def training_batches(num_samples: int, batch_size: int, shuffle: bool,
                      generator: torch.Generator | None = None) -> list[torch.Tensor]:
-    """Index tensors covering every sample exactly once, the last batch possibly partial.
+    """Index tensors covering every sample exactly once, the last batch possibly partial (see :func:`split_order`)."""
+    return split_order(sample_order(num_samples, shuffle, generator), batch_size)
+
+
+def sample_order(num_samples: int, shuffle: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One epoch's order of sample indices: a permutation drawn from ``generator``, or 0..N-1."""
+    return torch.randperm(num_samples, generator=generator) if shuffle else torch.arange(num_samples)
+
+
+def split_order(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """Cut an epoch's order into batches of ``batch_size``; the last may be partial.
 
     A lone sample left over at the end joins the batch before it, because BatchNorm cannot
     normalise a batch of one; every other partial batch is kept as it is. (With ``batch_size=1``
     every batch is a lone sample and none is merged.)
     """
-    order = torch.randperm(num_samples, generator=generator) if shuffle else torch.arange(num_samples)
     batches = list(torch.split(order, batch_size))
     if len(batches) > 1 and len(batches[-1]) == 1 and batch_size > 1:
         batches[-2:] = [torch.cat(batches[-2:])]

@@ -8,6 +8,8 @@ training runs free and late training is smoothed. At the end the model holds the
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from trainval.training.callbacks import Callback, Logs
@@ -39,6 +41,14 @@ class Lookahead(Callback):
 
     def on_train_end(self, logs: Logs | None = None) -> None:
         self._apply(1.0)  # leave the model holding the average
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"average": self._average, "step": self._step, "total_steps": self._total_steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, average in self._average.items():
+            average.copy_(state["average"][name])
+        self._step, self._total_steps = int(state["step"]), int(state["total_steps"])
 
     @torch.no_grad()
     def _apply(self, decay: float) -> None:

@@ -13,7 +13,15 @@ Logs = dict[str, Any]
 
 
 class Callback:
-    """Base class: every hook does nothing. ``self.model`` and ``self.params`` are set before training."""
+    """Base class: every hook does nothing. ``self.model`` and ``self.params`` are set before training.
+
+    Callbacks run in the order given, except that a lower ``order`` runs earlier: TerminateOnNaN
+    (-1) looks at each step before anything else, BackupAndRestore (1) saves after every other
+    callback has updated. A callback that keeps state across epochs returns it from
+    ``state_dict`` so that checkpoints save it and a resumed fit gets it back.
+    """
+
+    order = 0
 
     def __init__(self) -> None:
         self.model: Any = None
@@ -24,6 +32,13 @@ class Callback:
 
     def set_params(self, params: dict[str, Any]) -> None:
         self.params = params
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """State to save in checkpoints (plain values and tensors), or None for a stateless callback."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`state_dict` returned, when a fit resumes from a checkpoint."""
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         """Before the first epoch."""
@@ -38,16 +53,17 @@ class Callback:
         """After epoch ``epoch``; ``logs`` holds ``loss``, ``acc`` and, with validation, ``val_loss``, ``val_acc``."""
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
-        """After training step ``batch`` of the epoch; ``logs["seen"]`` counts samples so far and
-        ``logs["running"].result()`` gives the epoch's running averages (it waits for the device)."""
+        """After training step ``batch`` of epoch ``logs["epoch"]``; ``logs["seen"]`` counts samples so far,
+        ``logs["loss"]`` is the step's loss tensor, and ``logs["running"].result()`` gives the
+        epoch's running averages (reading either waits for the device)."""
 
 
 class CallbackList(Callback):
-    """Calls each hook on every callback in order."""
+    """Calls each hook on every callback, sorted by ``order`` (stable, so ties keep the given order)."""
 
     def __init__(self, callbacks: Iterable[Callback]) -> None:
         super().__init__()
-        self.callbacks = list(callbacks)
+        self.callbacks = sorted(callbacks, key=lambda callback: callback.order)
 
     def set_model(self, model: Any) -> None:
         for callback in self.callbacks:
@@ -90,3 +106,10 @@ class History(Callback):
         self.epoch.append(epoch)
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "history": self.history}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch = list(state["epoch"])
+        self.history = {key: list(values) for key, values in state["history"].items()}

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from trainval.data.augment import BoundAugmentation
 from trainval.data.batches import evaluation_slices
+from trainval.errors import ConfigError
 from trainval.training.callbacks import Callback
 from trainval.training.optimizers import OptimizerSpec
 from trainval.training.precision import autocast
 from trainval.training.tta import tta_logits
+
+if TYPE_CHECKING:
+    from trainval.training.fit_state import FitState
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -30,14 +34,44 @@ class Trainer:
     precision: str
     tta: int = 0  # test-time augmentation level used by evaluate and predict (see tta_logits)
     step: int = 0  # updates done so far, across fit calls
+    lr_scale: float = 1.0  # set through ``learning_rate`` (e.g. by LearningRateScheduler), on top of the schedule
+
+    def __post_init__(self) -> None:
+        for group in self.optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+
+    @property
+    def learning_rate(self) -> float:
+        """The base learning rate before the spec's decay and schedule (Keras's ``optimizer.learning_rate``)."""
+        return self.optimizer.param_groups[0]["initial_lr"] * self.lr_scale
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        if not value > 0:
+            raise ConfigError(f"the learning rate must be positive; got {value}")
+        self.lr_scale = value / self.optimizer.param_groups[0]["initial_lr"]
+
+    @property
+    def last_learning_rate(self) -> float:
+        """The learning rate the latest update used (first parameter group), decay and schedule included."""
+        return self.optimizer.param_groups[0]["lr"]
 
     def set_learning_rate(self, total_steps: int) -> None:
         """Set every group's learning rate for the coming update, ``total_steps`` being the last of this fit."""
-        if self.spec is None:
-            return
-        factor = self.spec.lr_multiplier(self.step, total_steps)
+        factor = self.lr_scale
+        if self.spec is not None:
+            factor *= self.spec.lr_multiplier(self.step, total_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
+
+    def state_dict(self) -> dict[str, Any]:
+        """The optimiser's state and the update count: what continuing the same updates needs."""
+        return {"optimizer": self.optimizer.state_dict(), "step": self.step, "lr_scale": self.lr_scale}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.lr_scale = float(state["lr_scale"])
 
 
 class RunningAverages:
@@ -59,6 +93,14 @@ class RunningAverages:
         count = max(self.count, 1)
         return {"loss": self._loss_sum.item() / count, "acc": self._correct.item() / count}
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"loss_sum": self._loss_sum, "correct": self._correct, "count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._loss_sum.copy_(state["loss_sum"])
+        self._correct.copy_(state["correct"])
+        self.count = int(state["count"])
+
 
 def to_model_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A float copy of a batch on the device, uint8 pixels scaled to [0, 1] there (floats pass unchanged).
@@ -72,16 +114,20 @@ def to_model_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     return images.contiguous(memory_format=torch.channels_last)
 
 
-def train_one_epoch(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor, batches: list[torch.Tensor],
-                    callbacks: Callback, *, epoch: int, total_steps: int,
-                    augment: BoundAugmentation | None = None) -> dict[str, float]:
-    """Run one optimisation step per index batch; return the epoch's mean loss and accuracy."""
+def train_one_epoch(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor, fit: FitState,
+                    callbacks: Callback) -> dict[str, float]:
+    """Run the steps of ``fit``'s current epoch that are not done yet; return the epoch's mean loss and accuracy.
+
+    ``fit.batch`` counts the steps done, so an epoch restored from a checkpoint goes on where it stopped.
+    """
     trainer.module.train()
-    running = RunningAverages(trainer.device)
-    for step, indices in enumerate(batches):
+    running = fit.running
+    batches = fit.batches()
+    while fit.batch < len(batches):
+        indices = batches[fit.batch]
         batch = images[indices]
-        if augment is not None:
-            batch = augment(batch, indices, epoch)
+        if fit.augment is not None:
+            batch = fit.augment(batch, indices, fit.epoch)
         inputs = to_model_input(batch, trainer.device)
         targets = labels[indices].to(trainer.device, non_blocking=True)
         with autocast(trainer.precision, trainer.device):
@@ -89,11 +135,13 @@ def train_one_epoch(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor
         loss = trainer.loss_fn(logits.float(), targets)
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        trainer.set_learning_rate(total_steps)
+        trainer.set_learning_rate(fit.total_steps)
         trainer.optimizer.step()
         trainer.step += 1
         running.update(loss, logits, targets)
-        callbacks.on_train_batch_end(step, {"seen": running.count, "running": running})
+        fit.batch += 1
+        callbacks.on_train_batch_end(fit.batch - 1, {"epoch": fit.epoch, "seen": running.count, "running": running,
+                                                     "loss": loss.detach()})
     return running.result()
 
 

@@ -1,0 +1,1 @@
+"""What a run writes to disk: run folders, checkpoints, metric logs, best models."""

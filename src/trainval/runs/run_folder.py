@@ -1,0 +1,101 @@
+"""A run folder, ``runs/<name>/``: everything one training run leaves behind, and how to find it again.
+
+::
+
+    config.json              the resolved configuration and the software versions
+    metrics.csv, .jsonl      one row per epoch: epoch, loss, acc, val_loss, val_acc, lr, seconds
+    checkpoints/last.safetensors   the whole training state, for --resume
+    checkpoints/best/        the model with the best monitored validation score
+    model/                   the final model (trainval.load_model)
+    result.json              the test score, written last: its presence means the run finished
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainval import __version__
+from trainval.atomic_files import write_bytes_atomically
+from trainval.errors import CheckpointError, OutputError
+
+CONFIG_FILE, RESULT_FILE = "config.json", "result.json"
+
+
+def software_versions() -> dict[str, str]:
+    """The versions a run's numbers depend on."""
+    return {"trainval": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+class RunFolder:
+    """Paths inside one run folder, and its two JSON files."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+        self.best_model = self.checkpoints / "best"
+        self.final_model = self.path / "model"
+        self.metrics_csv = self.path / "metrics.csv"
+        self.metrics_jsonl = self.path / "metrics.jsonl"
+        self.config_file = self.path / CONFIG_FILE
+        self.result_file = self.path / RESULT_FILE
+
+    @classmethod
+    def create(cls, runs_dir: str | os.PathLike[str], name: str | None) -> RunFolder:
+        """Make a new, empty ``runs_dir/name`` (default name: the date and time); never reuse one."""
+        if name is not None and (not name or Path(name).name != name or name in (".", "..")):
+            raise OutputError(f"--name must be a plain folder name (no slashes); got {name!r}")
+        base = name or time.strftime("%Y%m%d-%H%M%S")
+        for attempt in range(1, 100):
+            candidate = Path(runs_dir) / (base if attempt == 1 else f"{base}-{attempt}")
+            try:
+                candidate.mkdir(parents=True, exist_ok=False)
+                return cls(candidate)
+            except FileExistsError:
+                if name is not None:
+                    raise OutputError(f"the run folder {candidate} exists already; resume it with "
+                                      f"--resume {candidate}, or pick another --name") from None
+            except OSError as error:
+                raise OutputError(f"cannot create the run folder {candidate} ({error.strerror or error}); "
+                                  "choose a writable --runs-dir") from error
+        raise OutputError(f"too many runs named {base} in {runs_dir}; pass --name")
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> RunFolder:
+        """An existing run folder, to resume; a CheckpointError if ``path`` is not one."""
+        folder = cls(path)
+        if not folder.config_file.is_file():
+            raise CheckpointError(f"{path} is not a trainval run folder (it has no {CONFIG_FILE}); pass the folder "
+                                  "a trainval train run created, e.g. runs/<name>")
+        return folder
+
+    def write_json(self, path: Path, values: dict[str, Any]) -> None:
+        """Replace ``path`` atomically with ``values`` as indented JSON."""
+        try:
+            write_bytes_atomically(path, (json.dumps(values, indent=2) + "\n").encode())
+        except OSError as error:
+            raise OutputError(f"cannot write {path} ({error.strerror or error}); free disk space or make "
+                              f"{self.path} writable") from error
+
+    def read_config(self) -> dict[str, Any]:
+        """What ``config.json`` holds; a CheckpointError if it is unreadable."""
+        try:
+            values = json.loads(self.config_file.read_text())
+            if not isinstance(values, dict) or not isinstance(values.get("config"), dict):
+                raise ValueError("no 'config' entry")
+            return values
+        except (OSError, ValueError) as error:
+            raise CheckpointError(f"{self.config_file} is unreadable or corrupt ({error}); this run cannot be "
+                                  "resumed, start a new one") from error
+
+    def command_hint(self) -> str:
+        """The command that resumes this run."""
+        return f"trainval train --resume {self.path}"

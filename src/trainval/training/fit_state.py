@@ -1,0 +1,104 @@
+"""Where a ``fit`` stands, down to the step: what a checkpoint must hold to continue it exactly.
+
+Weights and the optimiser live in the module and the :class:`~trainval.training.loop.Trainer`;
+everything else a fit needs to go on as if never interrupted is here: the epoch and step, the
+epoch's sample order, the running loss and accuracy sums, and the random generator that draws
+shuffles and augmentations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from trainval.data.augment import BoundAugmentation
+from trainval.data.batches import sample_order, split_order
+from trainval.errors import CheckpointError
+from trainval.training.loop import RunningAverages
+
+# What must be equal for a checkpoint to continue this fit: same data, same batches, same length.
+_IDENTITY = ("epochs", "batch_size", "samples", "shuffle", "data_fingerprint")
+_FINGERPRINT_IMAGES = 256  # images hashed, spread over the data set: cheap, and catches other data
+
+
+def data_fingerprint(images: torch.Tensor, labels: torch.Tensor) -> str:
+    """A short digest of the training data: every label and a spread sample of the images."""
+    digest = hashlib.sha256(str(tuple(images.shape)).encode())
+    digest.update(labels.contiguous().numpy().tobytes())
+    stride = max(len(images) // _FINGERPRINT_IMAGES, 1)
+    digest.update(images[::stride].contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class FitState:
+    """The position and random state of one ``fit`` call; the loop advances it, checkpoints save it."""
+
+    epochs: int
+    batch_size: int
+    samples: int
+    shuffle: bool
+    data_fingerprint: str
+    total_steps: int  # the trainer's step count when this fit ends: the schedule's horizon
+    generator: torch.Generator  # draws every epoch's order and the augmentations
+    device: torch.device
+    epoch: int  # the epoch under way (0-based)
+    augment: BoundAugmentation | None = None
+    batch: int = 0  # steps of ``epoch`` done
+    epoch_done: bool = False  # ``epoch`` trained and validated; its epoch-end callbacks are running
+    order: torch.Tensor | None = None  # ``epoch``'s sample order, drawn when the epoch begins
+    running: RunningAverages | None = None  # ``epoch``'s loss and accuracy so far
+
+    def begin_epoch(self) -> None:
+        """Draw the epoch's order, unless a restored checkpoint already put the fit inside this epoch."""
+        if self.order is None:
+            self.order = sample_order(self.samples, self.shuffle, self.generator)
+            self.running = RunningAverages(self.device)
+
+    def batches(self) -> list[torch.Tensor]:
+        """The epoch's index batches, all of them, including those already done."""
+        assert self.order is not None, "begin_epoch() draws the order first"
+        return split_order(self.order, self.batch_size)
+
+    def end_epoch(self) -> None:
+        self.epoch += 1
+        self.batch = 0
+        self.epoch_done = False
+        self.order = None
+        self.running = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain values and tensors; a state saved once an epoch is done points at the next one."""
+        state: dict[str, Any] = {name: getattr(self, name) for name in _IDENTITY}
+        state["total_steps"] = self.total_steps
+        state["generator"] = self.generator.get_state()
+        state["first_flip"] = None if self.augment is None else self.augment.first_flip
+        if self.epoch_done or self.order is None:
+            state.update(epoch=self.epoch + int(self.epoch_done), batch=0, order=None, running=None)
+        else:
+            assert self.running is not None
+            state.update(epoch=self.epoch, batch=self.batch, order=self.order, running=self.running.state_dict())
+        return state
+
+    def load_state_dict(self, state: dict[str, Any], source: str) -> None:
+        """Continue from ``state``; a CheckpointError naming ``source`` if it belongs to another fit."""
+        differences = [f"{name} {state.get(name)!r} there, {getattr(self, name)!r} here"
+                       for name in _IDENTITY if state.get(name) != getattr(self, name)]
+        if differences:
+            raise CheckpointError(f"{source} was written by a different fit ({'; '.join(differences)}); resume with "
+                                  "the same data, epochs, batch size and shuffle, or start in a new folder")
+        if (state["first_flip"] is None) != (self.augment is None):
+            raise CheckpointError(f"{source} was written with{'out' if self.augment else ''} augmentation; "
+                                  "compile the model the way the checkpointed run did")
+        self.total_steps = int(state["total_steps"])
+        self.generator.set_state(state["generator"])
+        if self.augment is not None:
+            self.augment.first_flip = state["first_flip"]
+        self.epoch, self.batch, self.epoch_done = int(state["epoch"]), int(state["batch"]), False
+        self.order, self.running = state["order"], None
+        if state["running"] is not None:
+            self.running = RunningAverages(self.device)
+            self.running.load_state_dict(state["running"])

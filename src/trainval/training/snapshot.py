@@ -1,0 +1,84 @@
+"""The whole state of a fit in progress, as one nested dict of plain values and tensors, and back.
+
+A snapshot holds the weights, the optimiser, the update count, the fit's position and random
+generators, and the state of every callback that has one (weight averages, best scores, logged
+rows). Restoring it into a freshly built model and the same ``fit`` call continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainval.errors import CheckpointError
+from trainval.training.callbacks import Callback
+from trainval.training.fit_state import FitState
+from trainval.training.loop import Trainer
+
+FORMAT = "trainval-checkpoint"
+FORMAT_VERSION = 1
+
+
+def _stateful_callbacks(callbacks: Sequence[Callback]) -> dict[str, Callback]:
+    """Callbacks with state, keyed by their rank among those and their class: stateless ones (progress
+    printing, a different verbose) may come and go between a fit and its resumption."""
+    stateful = [callback for callback in callbacks if callback.state_dict() is not None]
+    return {f"{rank}:{type(callback).__name__}": callback for rank, callback in enumerate(stateful)}
+
+
+def _callback_states(callbacks: Sequence[Callback]) -> dict[str, Any]:
+    return {key: callback.state_dict() for key, callback in _stateful_callbacks(callbacks).items()}
+
+
+def capture(module: nn.Module, trainer: Trainer, fit: FitState, callbacks: Sequence[Callback],
+            description: dict[str, Any], stop_training: bool) -> dict[str, Any]:
+    """Everything needed to continue the fit from this moment. Tensors are the live ones: save them at once."""
+    rng = {"torch": torch.get_rng_state()}
+    if fit.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(fit.device)
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "model": description,
+        "module": module.state_dict(), "trainer": trainer.state_dict(), "fit": fit.state_dict(), "rng": rng,
+        "stop_training": stop_training, "callbacks": _callback_states(callbacks),
+    }
+
+
+def restore(state: dict[str, Any], module: nn.Module, trainer: Trainer, fit: FitState, callbacks: Sequence[Callback],
+            description: dict[str, Any], source: str) -> bool:
+    """Put ``state`` back into a model and fit built the same way; returns ``stop_training``.
+
+    A CheckpointError says why the state cannot continue this fit; the fit must not go on after one.
+    """
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{source} is not a trainval checkpoint")
+    if not isinstance(state.get("format_version"), int) or state["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(f"{source} was written by a newer trainval; upgrade trainval to resume from it")
+    saved = state.get("model") if isinstance(state.get("model"), dict) else {}
+    description = json.loads(json.dumps(description))  # as the file holds it: tuples become lists
+    for key in ("architecture", "num_classes", "input_shape"):
+        if saved.get(key) != description.get(key):
+            raise CheckpointError(f"{source} holds a model with {key} {saved.get(key)!r}, but this model has "
+                                  f"{description.get(key)!r}; resume with the model the checkpoint was trained with")
+    stateful = _stateful_callbacks(callbacks)
+    expected = set(stateful)
+    if set(state.get("callbacks") or {}) != expected:
+        raise CheckpointError(f"{source} was written with the callbacks {sorted(state.get('callbacks') or {}) or 'none with state'}, "
+                              f"this fit has {sorted(expected) or 'none with state'}; pass the same callbacks to resume")
+    try:
+        module.load_state_dict(state["module"], strict=True)
+        trainer.load_state_dict(state["trainer"])
+        fit.load_state_dict(state["fit"], source)
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and fit.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], fit.device)
+        for key, callback in stateful.items():
+            callback.load_state_dict(state["callbacks"][key])
+        return bool(state["stop_training"])
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"{source} does not fit this model or fit ({first_line}); resume with the model, "
+                              "optimizer and callbacks the checkpoint was trained with") from error

@@ -1,0 +1,112 @@
+"""Exact resume: a fit interrupted at any step and resumed ends where an uninterrupted one does, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import trainval
+from trainval.callbacks import (BackupAndRestore, Callback, CSVLogger, EarlyStopping, JSONLogger,
+                                LearningRateScheduler, Lookahead, ModelCheckpoint)
+from trainval.errors import CheckpointError
+from trainval.training.optimizers import SGD
+from trainval.training.schedules import WarmupLinearDecay
+
+from tiny_data import TinyNet, tiny_images
+
+EPOCHS, BATCH = 3, 16  # 56 training samples: 4 steps an epoch, 12 in all
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAfter(Callback):
+    """Stands in for a power cut: stops the process's fit after ``steps`` updates."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.steps = steps
+        self.done = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.done += 1
+        if self.done == self.steps:
+            raise Crash
+
+
+def _model() -> trainval.Model:
+    torch.manual_seed(0)
+    model = trainval.Model(TinyNet(), num_classes=4)
+    model.compile(optimizer=SGD(learning_rate=0.05, momentum=0.9, nesterov=True, schedule=WarmupLinearDecay()),
+                  augmentation=trainval.Augmentation(flip="alternating", translate=1))
+    return model
+
+
+def _fit(folder, crash_after: int | None = None) -> trainval.Model:
+    """One fit with every stateful callback; returns the model (raises Crash when told to)."""
+    images, labels = tiny_images(count=70, size=8)
+    model = _model()
+    callbacks = [Lookahead(every=3), EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True),
+                 LearningRateScheduler(lambda epoch, lr: lr * 0.8), CSVLogger(folder / "log.csv"),
+                 JSONLogger(folder / "log.jsonl"), ModelCheckpoint(folder / "best", save_best_only=True),
+                 BackupAndRestore(folder / "backup", save_freq=1, delete_checkpoint=False)]
+    if crash_after is not None:
+        callbacks.append(CrashAfter(crash_after))
+    model.fit(images, labels, batch_size=BATCH, epochs=EPOCHS, validation_split=0.2, seed=5, verbose=0,
+              callbacks=callbacks)
+    return model
+
+
+def _weights(model: trainval.Model) -> dict[str, np.ndarray]:
+    return {name: tensor.detach().cpu().numpy().copy() for name, tensor in model.module.state_dict().items()}
+
+
+def _rows_without_seconds(path) -> list[str]:
+    return [",".join(line.split(",")[:-1]) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    model = _fit(folder)
+    return folder, _weights(model), model.history.history
+
+
+@pytest.mark.parametrize("crash_after", [1, 3, 4, 5, 8, 11, 12])
+def test_a_fit_crashed_after_any_step_resumes_to_identical_weights_history_and_logs(tmp_path, uninterrupted,
+                                                                                      crash_after):
+    reference_folder, reference_weights, reference_history = uninterrupted
+    with pytest.raises(Crash):
+        _fit(tmp_path, crash_after=crash_after)
+    resumed = _fit(tmp_path)  # the same call again: BackupAndRestore finds the checkpoint
+    assert resumed.history.history == reference_history
+    weights = _weights(resumed)
+    assert weights.keys() == reference_weights.keys()
+    for name, value in reference_weights.items():
+        np.testing.assert_array_equal(weights[name], value, err_msg=name)
+    assert _rows_without_seconds(tmp_path / "log.csv") == _rows_without_seconds(reference_folder / "log.csv")
+    assert (tmp_path / "best" / "model.safetensors").read_bytes() == \
+        (reference_folder / "best" / "model.safetensors").read_bytes()
+
+
+def test_backup_and_restore_deletes_its_checkpoint_at_the_end_by_default(tmp_path):
+    images, labels = tiny_images(count=20, size=8)
+    backup = BackupAndRestore(tmp_path / "backup")
+    _model().fit(images, labels, batch_size=8, epochs=1, verbose=0, callbacks=[backup])
+    assert not (tmp_path / "backup" / "last.safetensors").exists()
+
+
+def test_a_checkpoint_of_another_fit_is_refused_with_what_differs(tmp_path):
+    images, labels = tiny_images(count=20, size=8)
+    backup = BackupAndRestore(tmp_path / "backup", delete_checkpoint=False)
+    _model().fit(images, labels, batch_size=8, epochs=1, verbose=0, callbacks=[backup])
+    with pytest.raises(CheckpointError, match="batch_size 8 there, 4 here"):
+        _model().fit(images, labels, batch_size=4, epochs=1, verbose=0, callbacks=[backup])
+    with pytest.raises(CheckpointError, match="num_classes 4.*5"):
+        torch.manual_seed(0)
+        other = trainval.Model(TinyNet(classes=5), num_classes=5)
+        other.fit(images, labels % 5, batch_size=8, epochs=1, verbose=0, callbacks=[backup])
+    with pytest.raises(CheckpointError, match="callbacks"):
+        _model().fit(images, labels, batch_size=8, epochs=1, verbose=0, callbacks=[Lookahead(), backup])

@@ -24,7 +24,7 @@ import torch
 
 from trainval import __version__
 from trainval.atomic_files import write_bytes_atomically
-from trainval.errors import CheckpointError, OutputError
+from trainval.errors import CheckpointError, ConfigError, OutputError
 
 CONFIG_FILE, RESULT_FILE = "config.json", "result.json"
 
@@ -52,7 +52,7 @@ class RunFolder:
     def create(cls, runs_dir: str | os.PathLike[str], name: str | None) -> RunFolder:
         """Make a new, empty ``runs_dir/name`` (default name: the date and time); never reuse one."""
         if name is not None and (not name or Path(name).name != name or name in (".", "..")):
-            raise OutputError(f"--name must be a plain folder name (no slashes); got {name!r}")
+            raise ConfigError(f"--name must be a plain folder name (no slashes); got {name!r}")
         base = name or time.strftime("%Y%m%d-%H%M%S")
         for attempt in range(1, 100):
             candidate = Path(runs_dir) / (base if attempt == 1 else f"{base}-{attempt}")
@@ -61,7 +61,7 @@ class RunFolder:
                 return cls(candidate)
             except FileExistsError:
                 if name is not None:
-                    raise OutputError(f"the run folder {candidate} exists already; resume it with "
+                    raise ConfigError(f"the run folder {candidate} exists already; resume it with "
                                       f"--resume {candidate}, or pick another --name") from None
             except OSError as error:
                 raise OutputError(f"cannot create the run folder {candidate} ({error.strerror or error}); "
@@ -73,7 +73,7 @@ class RunFolder:
         """An existing run folder, to resume; a CheckpointError if ``path`` is not one."""
         folder = cls(path)
         if not folder.config_file.is_file():
-            raise CheckpointError(f"{path} is not a trainval run folder (it has no {CONFIG_FILE}); pass the folder "
+            raise ConfigError(f"{path} is not a trainval run folder (it has no {CONFIG_FILE}); pass the folder "
                                   "a trainval train run created, e.g. runs/<name>")
         return folder
 

@@ -11,7 +11,7 @@ from trainval import __version__, datasets, presets
 from trainval.api import list_models
 from trainval.atomic_files import write_bytes_atomically
 from trainval.bench import BenchReport, SeedResult, compare_throughput, run_bench
-from trainval.errors import ConfigError, TrainvalError
+from trainval.errors import ConfigError, OutputError, TrainvalError
 from trainval.experiment import VALIDATION_MODES, TrainConfig, accuracy_line, resume_training, run_training
 from trainval.training.precision import PRECISIONS
 
@@ -192,7 +192,7 @@ def _bench(args: argparse.Namespace) -> int:
         try:
             write_bytes_atomically(args.json, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
         except OSError as error:
-            raise TrainvalError(f"cannot write {args.json}: {error}; choose a writable path") from error
+            raise OutputError(f"cannot write {args.json}: {error}; choose a writable path") from error
         print(f"Wrote {args.json}")
     return 0
 

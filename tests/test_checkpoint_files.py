@@ -27,25 +27,54 @@ def _fit(backup_dir, callbacks=(), epochs=2):
     return model
 
 
-class FailWritesAfter(Callback):
-    """From step ``steps`` on, every fsync fails as on a full disk (after the temporary file was written)."""
+def _full_disk(*args):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    def __init__(self, steps, monkeypatch):
+
+class HalfWritingFile:
+    """A file whose writes stop halfway with ENOSPC, as on a disk that fills up mid-write."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+    def write(self, data):
+        self.handle.write(data[: len(data) // 2])
+        self.handle.flush()
+        _full_disk()
+
+
+def _break_writes(monkeypatch, how):
+    if how == "fsync":
+        monkeypatch.setattr(os, "fsync", _full_disk)
+    else:
+        real_fdopen = os.fdopen
+        monkeypatch.setattr(os, "fdopen", lambda fd, mode: HalfWritingFile(real_fdopen(fd, mode)))
+
+
+class FailWritesAfter(Callback):
+    """From step ``steps`` on, every file write fails as on a full disk."""
+
+    def __init__(self, steps, monkeypatch, how):
         super().__init__()
-        self.steps, self.monkeypatch, self.done = steps, monkeypatch, 0
+        self.steps, self.monkeypatch, self.how, self.done = steps, monkeypatch, how, 0
 
     def on_train_batch_end(self, batch, logs=None):
         self.done += 1
         if self.done == self.steps:
-            def full_disk(fd):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            self.monkeypatch.setattr(os, "fsync", full_disk)
+            _break_writes(self.monkeypatch, self.how)
 
 
-def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint_and_resume_still_matches(tmp_path, monkeypatch):
+@pytest.mark.parametrize("how", ["half-write", "fsync"])
+def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint_and_resume_still_matches(tmp_path, monkeypatch, how):
     reference = _fit(tmp_path / "reference")
     with pytest.raises(CheckpointError, match="No space left on device.*previous checkpoint there is intact"):
-        _fit(tmp_path / "backup", callbacks=[FailWritesAfter(3, monkeypatch)])
+        _fit(tmp_path / "backup", callbacks=[FailWritesAfter(3, monkeypatch, how)])
     monkeypatch.undo()
     state = read_state(tmp_path / "backup" / "last.safetensors")
     assert (state["fit"]["epoch"], state["fit"]["batch"]) == (0, 2)  # the last write that succeeded

@@ -31,10 +31,25 @@ def atomic_writer(destination: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp_name, destination)
+        _sync_folder(destination.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
         raise
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable: a power cut after it must not bring the old file back."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # some platforms cannot open folders; the rename is still atomic there
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on folders; nothing more can be done
+    finally:
+        os.close(fd)
 
 
 def _current_umask() -> int:

@@ -12,7 +12,7 @@ from trainval.api import list_models
 from trainval.atomic_files import write_bytes_atomically
 from trainval.bench import BenchReport, SeedResult, compare_throughput, run_bench
 from trainval.errors import ConfigError, OutputError, TrainvalError
-from trainval.experiment import VALIDATION_MODES, TrainConfig, accuracy_line, resume_training, run_training
+from trainval.experiment import MONITORS, VALIDATION_MODES, TrainConfig, accuracy_line, resume_training, run_training
 from trainval.training.precision import PRECISIONS
 
 _DEFAULTS = TrainConfig()
@@ -65,7 +65,7 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--patience", type=int,
                        help="stop after this many epochs without a better --monitor score and keep the best weights "
                             "(default: train all epochs)")
-    train.add_argument("--monitor", default=_DEFAULTS.monitor,
+    train.add_argument("--monitor", default=_DEFAULTS.monitor, choices=MONITORS,
                        help="validation metric that picks the best model and drives --patience (default: %(default)s)")
     train.add_argument("--runs-dir", default=_DEFAULTS.runs_dir,
                        help="where run folders go: config, metrics, checkpoints, models (default: %(default)s)")

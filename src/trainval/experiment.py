@@ -24,6 +24,7 @@ from trainval.training.callbacks import Callback, History
 from trainval.training.early_stopping import EarlyStopping
 
 VALIDATION_MODES = ("holdout", "test", "none")
+MONITORS = ("val_acc", "val_loss", "acc", "loss")  # what a run logs each epoch
 _CHECKPOINT_EVERY = re.compile(r"^(?:(?P<steps>\d+)|(?P<amount>\d+(?:\.\d+)?)(?P<unit>[smh]))$")
 _SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600}
 
@@ -83,6 +84,8 @@ class TrainConfig:
             raise ConfigError(f"holdout-size must be a count >= 1 or a fraction in (0, 1); got {size!r}")
         if isinstance(size, float) and not 0.0 < size < 1.0:
             raise ConfigError(f"holdout-size as a fraction must lie strictly between 0 and 1; got {size!r}")
+        if self.monitor not in MONITORS:
+            raise ConfigError(f"monitor must be one of {', '.join(MONITORS)}; got {self.monitor!r}")
         if self.monitor.startswith("val_") and self.validation == "none" and self.patience is not None:
             raise ConfigError(f"--patience watches {self.monitor}, which needs validation; drop --validation none")
         parse_checkpoint_every(self.checkpoint_every)

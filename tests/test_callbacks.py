@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 import trainval
-from trainval.callbacks import (BackupAndRestore, CSVLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint)
+from trainval.callbacks import (BackupAndRestore, CSVLogger, EarlyStopping, LearningRateScheduler, Lookahead,
+                                ModelCheckpoint, TerminateOnNaN)
 from trainval.errors import ConfigError, TrainingDiverged
 from trainval.runs.state_file import read_state
 
@@ -43,6 +44,7 @@ def _drive(callback, values, monitor="val_loss", val_samples=10):
         epochs_run += 1
         if model.stop_training:
             break
+    callback.on_train_end()
     return model, epochs_run
 
 
@@ -64,6 +66,14 @@ def test_early_stopping_treats_accuracy_as_higher_is_better():
 def test_early_stopping_restores_the_best_weights_when_it_stops():
     model, _ = _drive(EarlyStopping(patience=1, restore_best_weights=True), [1.0, 0.5, 0.9, 0.8])
     assert model.module.weight.item() == 1.0  # epoch 1 had the best val_loss
+
+
+def test_early_stopping_restores_the_best_weights_after_lookahead_has_averaged():
+    stopper = EarlyStopping(monitor="loss", patience=0, restore_best_weights=True, mode="max")  # stops at epoch 1
+    model = _fit([Lookahead(every=1), stopper], epochs=4)
+    assert stopper.stopped_epoch == 1
+    for name, value in model.module.state_dict().items():
+        assert torch.equal(value, stopper.best_weights[name]), name
 
 
 def test_early_stopping_baseline_must_be_beaten_within_patience_epochs():
@@ -128,6 +138,30 @@ def test_learning_rate_scheduler_sets_the_rate_each_epoch_and_logs_it():
     assert model.learning_rate == pytest.approx(0.1 / 3)
 
 
+def test_a_scheduler_reused_for_a_second_fit_schedules_its_first_epoch_again():
+    scheduler = LearningRateScheduler(lambda epoch, lr: 0.01 if epoch == 0 else 0.5)
+    model = _fit([scheduler], epochs=2)
+    images, labels = tiny_images(count=40, size=8)
+    model.fit(images, labels, batch_size=8, epochs=1, verbose=0, callbacks=[scheduler])
+    assert model.learning_rate == pytest.approx(0.01)
+
+
+def test_a_torch_optimizer_keeps_the_rates_its_own_scheduler_sets():
+    torch.manual_seed(0)
+    module = TinyNet()
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+    steps = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.1)
+    model = trainval.Model(module, num_classes=4)
+    model.compile(optimizer=optimizer)
+    images, labels = tiny_images(count=16, size=8)
+    rates = []
+    for _ in range(3):
+        model.fit(images, labels, batch_size=16, epochs=1, verbose=0)
+        rates.append(model.last_learning_rate)
+        steps.step()
+    assert rates == pytest.approx([0.1, 0.01, 0.001])
+
+
 def test_a_schedule_returning_a_bad_rate_is_a_config_error():
     with pytest.raises(ConfigError, match="returned -1.0 for epoch 0"):
         _fit([LearningRateScheduler(lambda epoch, lr: -1.0)])
@@ -153,9 +187,17 @@ def test_the_nan_guard_stops_at_the_first_bad_step_and_keeps_the_last_good_check
     torch.manual_seed(0)
     model = trainval.Model(PoisonedAfter(steps=7), num_classes=4)
     images, labels = tiny_images(count=40, size=8)
-    with pytest.raises(TrainingDiverged, match=r"loss was nan at epoch 2, step 2; training stopped"):
+    with pytest.raises(TrainingDiverged, match=r"loss was not finite at epoch 2, step 2; training stopped"):
         model.fit(images, labels, batch_size=8, epochs=3, seed=0, verbose=0,
                   callbacks=[BackupAndRestore(tmp_path, save_freq=1, delete_checkpoint=False)])
     state = read_state(tmp_path / "last.safetensors")
     assert (state["fit"]["epoch"], state["fit"]["batch"]) == (1, 1)  # saved after the 6th step, the last good one
     assert all(torch.isfinite(t).all() for t in state["module"].values() if t.is_floating_point())
+
+
+def test_a_nan_guard_that_reads_the_device_rarely_still_names_the_first_bad_step():
+    torch.manual_seed(0)
+    model = trainval.Model(PoisonedAfter(steps=2), num_classes=4)
+    images, labels = tiny_images(count=40, size=8)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step 2;"):
+        model.fit(images, labels, batch_size=8, epochs=1, seed=0, verbose=0, callbacks=[TerminateOnNaN(check_every=4)])

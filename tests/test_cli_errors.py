@@ -25,8 +25,8 @@ def _runs_dir_under_a_file(root: Path) -> str:
 BAD_INPUTS = [
     ("batch size 0", ["--batch-size", "0"], 2, "batch-size must be an integer >= 1; got 0"),
     ("negative epochs", ["--epochs", "-1"], 2, "epochs must be an integer >= 0; got -1"),
-    ("learning rate 0", ["--lr", "0"], 2, "learning-rate must be positive; got 0.0"),
-    ("negative learning rate", ["--learning-rate", "-0.1"], 2, "learning-rate must be positive; got -0.1"),
+    ("learning rate 0", ["--lr", "0"], 2, "learning-rate must be a positive finite number; got 0.0"),
+    ("negative learning rate", ["--learning-rate", "-0.1"], 2, "learning-rate must be a positive finite number; got -0.1"),
     ("validation fraction 1.5", ["--holdout-size", "1.5"], 2, "must lie strictly between 0 and 1; got 1.5"),
     ("validation fraction 0.0", ["--holdout-size", "0.0"], 2, "must lie strictly between 0 and 1; got 0.0"),
     ("holdout larger than the data", ["--holdout-size", "30"], 2, "choose a size between 1 and 29"),
@@ -35,7 +35,7 @@ BAD_INPUTS = [
     ("name with a slash", ["--name", "a/b"], 2, "--name must be a plain folder name"),
     ("patience without validation", ["--patience", "2", "--validation", "none"], 2, "needs validation"),
     ("unwritable runs folder", lambda tmp, data: ["--runs-dir", _runs_dir_under_a_file(tmp)], 1,
-     "cannot create the run folder"),
+     "cannot create a run folder in"),
     ("truncated data file", lambda tmp, data: _write_garbage_over(data / "cifar-10-batches-py" / "data_batch_1") or [],
      1, "data_batch_1"),
     ("missing data folder", lambda tmp, data: ["--data-dir", str(tmp / "nowhere")], 1, "nowhere"),
@@ -101,3 +101,15 @@ def test_a_run_folder_holds_config_metrics_checkpoints_and_models(cifar_dir, cap
     assert (run / "checkpoints" / "last.safetensors").is_file()
     result = json.loads((run / "result.json").read_text())
     assert 0.0 <= result["test_accuracy"] <= 1.0 and result["epochs_trained"] == 2
+
+
+def test_resume_with_a_damaged_config_json_fails_clearly(cifar_dir, capsys):
+    assert _train(cifar_dir, "--name", "r") == 0
+    run = Path("runs/r")
+    (run / "result.json").unlink()
+    config = json.loads((run / "config.json").read_text())
+    config["config"]["learning_rate"] = "0.1"
+    (run / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--data-dir", str(cifar_dir)]) == 1
+    assert "config.json holds a setting this trainval cannot use" in capsys.readouterr().err

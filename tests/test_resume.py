@@ -10,6 +10,7 @@ import trainval
 from trainval.callbacks import (BackupAndRestore, Callback, CSVLogger, EarlyStopping, JSONLogger,
                                 LearningRateScheduler, Lookahead, ModelCheckpoint)
 from trainval.errors import CheckpointError
+from trainval.runs.state_file import read_state, write_state
 from trainval.training.optimizers import SGD
 from trainval.training.schedules import WarmupLinearDecay
 
@@ -110,3 +111,47 @@ def test_a_checkpoint_of_another_fit_is_refused_with_what_differs(tmp_path):
         other.fit(images, labels % 5, batch_size=8, epochs=1, verbose=0, callbacks=[backup])
     with pytest.raises(CheckpointError, match="callbacks"):
         _model().fit(images, labels, batch_size=8, epochs=1, verbose=0, callbacks=[Lookahead(), backup])
+
+
+def test_a_second_fit_never_takes_the_first_fits_checkpoint(tmp_path):
+    images, labels = tiny_images(count=20, size=8)
+    model = _model()
+    backup = BackupAndRestore(tmp_path / "backup", delete_checkpoint=False)
+    model.fit(images, labels, batch_size=8, epochs=1, verbose=0, callbacks=[backup])
+    with pytest.raises(CheckpointError, match="start_step 0 there, 3 here"):
+        model.fit(images, labels, batch_size=8, epochs=1, verbose=0, callbacks=[backup])
+
+
+def test_validation_split_without_a_seed_is_fixed_so_such_a_fit_resumes(tmp_path):
+    images, labels = tiny_images(count=40, size=8)
+    with pytest.raises(Crash):
+        _model().fit(images, labels, batch_size=8, epochs=2, validation_split=0.25, verbose=0,
+                     callbacks=[BackupAndRestore(tmp_path), CrashAfter(4)])
+    resumed = _model().fit(images, labels, batch_size=8, epochs=2, validation_split=0.25, verbose=0,
+                           callbacks=[BackupAndRestore(tmp_path)])
+    assert len(resumed.epoch) == 2
+
+
+def test_a_checkpoint_that_passes_its_checksum_but_points_outside_the_fit_is_refused(tmp_path):
+    images, labels = tiny_images(count=20, size=8)
+    with pytest.raises(Crash):
+        _model().fit(images, labels, batch_size=8, epochs=2, seed=0, verbose=0,
+                     callbacks=[BackupAndRestore(tmp_path, save_freq=1), CrashAfter(2)])
+    state = read_state(tmp_path / "last.safetensors")
+    state["fit"]["order"] = state["fit"]["order"][:-1]  # rewritten with a valid checksum
+    write_state(tmp_path / "last.safetensors", state)
+    with pytest.raises(CheckpointError, match="not a permutation of the 20 samples"):
+        _model().fit(images, labels, batch_size=8, epochs=2, seed=0, verbose=0, callbacks=[BackupAndRestore(tmp_path)])
+
+
+class LogsNumpyScalar(Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        logs["f1"] = np.float32(0.25)
+
+
+def test_numpy_scalars_in_the_logs_are_checkpointed_as_numbers(tmp_path):
+    images, labels = tiny_images(count=20, size=8)
+    model = _model()
+    model.fit(images, labels, batch_size=8, epochs=1, verbose=0,
+              callbacks=[LogsNumpyScalar(), BackupAndRestore(tmp_path, delete_checkpoint=False)])
+    assert read_state(tmp_path / "last.safetensors")["callbacks"]["0:History"]["history"]["f1"] == [0.25]

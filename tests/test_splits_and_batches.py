@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainval.data.batches import evaluation_slices, training_batches
+from trainval.data.batches import evaluation_slices, sample_order, split_order
 from trainval.data.splits import holdout_split
 from trainval.errors import ConfigError
 
@@ -44,7 +44,7 @@ def test_holdout_refuses_sizes_that_leave_nothing(size):
 @settings(max_examples=50, deadline=None)
 @given(samples=st.integers(1, 200), batch_size=st.integers(1, 64), shuffle=st.booleans())
 def test_training_batches_use_every_sample_once_and_never_a_batch_of_one(samples, batch_size, shuffle):
-    batches = training_batches(samples, batch_size, shuffle, torch.Generator().manual_seed(0))
+    batches = split_order(sample_order(samples, shuffle, torch.Generator().manual_seed(0)), batch_size)
     assert torch.equal(torch.sort(torch.cat(batches)).values, torch.arange(samples))
     if samples > 1:
         assert min(len(b) for b in batches) > 1 or batch_size == 1

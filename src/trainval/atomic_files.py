@@ -62,3 +62,11 @@ def write_bytes_atomically(destination: str | os.PathLike[str], data: bytes) -> 
     """Replace ``destination`` with ``data`` in one step (see :func:`atomic_writer`)."""
     with atomic_writer(destination) as handle:
         handle.write(data)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str], name: str = "*") -> None:
+    """Delete the temporary files of writes to ``folder/name`` that a killed process never finished
+    (they never replaced their destination, so nothing is lost)."""
+    for stale in Path(folder).glob(f".{name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()

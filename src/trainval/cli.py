@@ -75,7 +75,7 @@ def _build_parser() -> argparse.ArgumentParser:
                             "epoch ends only (default: %(default)s)")
     train.add_argument("--resume", metavar="RUN_DIR",
                        help="continue the interrupted run in RUN_DIR exactly where its last checkpoint left it, "
-                            "with its own settings (only --data-dir and --verbose may be given with it)")
+                            "with its own settings (only --data-dir, --verbose and --output may be given with it)")
     train.add_argument("--output", default=None, help="also save the final model in this folder (load with trainval.load_model)")
     train.add_argument("--verbose", default="auto", choices=["auto", "0", "1", "2"],
                        help="0 silent, 1 live progress bar, 2 one line per epoch; auto: 1 in a terminal, else 2")
@@ -108,7 +108,7 @@ def _count_or_fraction(text: str) -> int | float:
             raise argparse.ArgumentTypeError(f"expected a count (5000) or a fraction (0.1); got {text!r}") from None
 
 
-_RESUME_MAY_CHANGE = {"resume", "data_dir", "verbose", "command", "handler", "parser"}
+_RESUME_MAY_CHANGE = {"resume", "data_dir", "verbose", "output", "command", "handler", "parser"}
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -122,7 +122,8 @@ def _train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume continues a run with the settings it started with; drop "
                               f"{', '.join('--' + name.replace('_', '-') for name in changed)}")
         given_verbose = None if args.verbose == parser.get_default("verbose") else verbose
-        result = resume_training(args.resume, data_dir=args.data_dir, verbose=given_verbose, announce=announce)
+        result = resume_training(args.resume, data_dir=args.data_dir, verbose=given_verbose, output=args.output,
+                                 announce=announce)
     else:
         config = TrainConfig(
             preset=args.preset, dataset=args.dataset, model=args.model, epochs=args.epochs, batch_size=args.batch_size,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from trainval.data.splits import holdout_split
 from trainval.errors import CheckpointError, ConfigError
 from trainval.model import Model
 from trainval.presets import Preset
-from trainval.runs.backup import BackupAndRestore, peek
+from trainval.runs.backup import CHECKPOINT_FILE, BackupAndRestore, peek
 from trainval.runs.metric_logs import CSVLogger, JSONLogger
 from trainval.runs.model_checkpoint import ModelCheckpoint
 from trainval.runs.run_folder import RunFolder, software_versions
@@ -77,8 +78,16 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
                 raise ConfigError(f"{name.replace('_', '-')} must be an integer >= {minimum}; got {value!r}")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ConfigError(f"learning-rate must be positive; got {self.learning_rate!r}")
+        if self.learning_rate is not None and (isinstance(self.learning_rate, bool)
+                                               or not isinstance(self.learning_rate, (int, float))
+                                               or not 0 < self.learning_rate < math.inf):
+            raise ConfigError(f"learning-rate must be a positive finite number; got {self.learning_rate!r}")
+        for name in ("dataset", "precision", "monitor", "checkpoint_every"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name.replace('_', '-')} must be a string; got {getattr(self, name)!r}")
+        for name in ("model", "data_dir", "runs_dir", "name", "output"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name.replace('_', '-')} must be a string or None; got {getattr(self, name)!r}")
         size = self.holdout_size
         if isinstance(size, bool) or not isinstance(size, (int, float)) or (isinstance(size, int) and size < 1):
             raise ConfigError(f"holdout-size must be a count >= 1 or a fraction in (0, 1); got {size!r}")
@@ -142,34 +151,42 @@ def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -
     """
     config.check()
     preset = config.resolve_preset()
-    folder = RunFolder.create(config.runs_dir, config.name) if config.runs_dir else None
-    if folder is not None:
-        folder.write_json(folder.config_file, {"config": config.to_dict(), "preset": _plain(preset.to_dict()),
-                                               "versions": software_versions(),
-                                               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    folder = None
+    if config.runs_dir:
+        folder = RunFolder.create(config.runs_dir, config.name, {
+            "config": config.to_dict(), "preset": _plain(preset.to_dict()), "versions": software_versions(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     return _run(config, preset, folder, announce)
 
 
 def resume_training(path: str | Path, data_dir: str | None = None, verbose: int | str | None = None,
+                    output: str | None = None, preset: Preset | None = None,
                     announce: Callable[[str], None] = print) -> TrainResult:
     """Continue the run in folder ``path`` from its last checkpoint, exactly, and finish it.
 
-    The run's own settings (``config.json``) are used; only where the data lives and how much
-    to print may change.
+    The run's own settings (``config.json``) are used; only where the data lives, how much to
+    print and where else to save the final model may change. A run started from a ``Preset``
+    object rather than a preset name needs that object passed again as ``preset``.
     """
     folder = RunFolder.open(path)
     if folder.result_file.exists():
         raise ConfigError(f"the run in {path} has finished; its test score is in {folder.result_file}")
     saved = folder.read_config()
-    config = TrainConfig.from_dict(saved["config"])
-    config = replace(config, data_dir=data_dir if data_dir is not None else config.data_dir,
-                     verbose=verbose if verbose is not None else config.verbose)
-    config.check()
-    preset = config.resolve_preset()
-    if _plain(preset.to_dict()) != saved.get("preset"):
-        raise CheckpointError(f"the preset {preset.name!r} is not what it was when the run in {path} started "
-                              "(another trainval version?); resume with the version that started it")
-    return _run(config, preset, folder, announce)
+    try:
+        config = TrainConfig.from_dict(saved["config"])
+        config = replace(config, data_dir=data_dir if data_dir is not None else config.data_dir,
+                         verbose=verbose if verbose is not None else config.verbose,
+                         output=output if output is not None else config.output,
+                         preset=preset if preset is not None else config.preset)
+        config.check()
+        resolved = config.resolve_preset()
+    except ConfigError as error:
+        raise CheckpointError(f"{folder.config_file} holds a setting this trainval cannot use ({error}); "
+                              "resume with the trainval version that started the run") from error
+    if _plain(resolved.to_dict()) != saved.get("preset"):
+        raise CheckpointError(f"the preset {resolved.name!r} differs from the one the run in {path} started with "
+                              "(another trainval version, or a changed Preset object); resume with the same one")
+    return _run(config, resolved, folder, announce)
 
 
 def _plain(values: dict[str, Any]) -> Any:
@@ -214,7 +231,7 @@ def _run(config: TrainConfig, preset: Preset, folder: RunFolder | None, announce
     announce(f"Model {preset.model}: {model.count_params():,} parameters on {model.device.type}, "
              f"precision {model.precision}; seed {config.seed}")
     if folder is not None:
-        if (folder.checkpoints / "last.safetensors").exists():
+        if (folder.checkpoints / CHECKPOINT_FILE).exists():
             position = peek(folder.checkpoints)
             announce(f"Resuming {folder.path} at epoch {position['epoch'] + 1}, step {position['step']}")
         announce(f"Run folder: {folder.path} (if interrupted: {folder.command_hint()})")
@@ -235,8 +252,6 @@ def _run(config: TrainConfig, preset: Preset, folder: RunFolder | None, announce
                  "total": time.perf_counter() - started},
         run_folder=folder.path if folder is not None else None,
     )
-    if config.output:
-        model.save(Path(config.output))
     if folder is not None:
         model.save(folder.final_model)
         folder.write_json(folder.result_file, {
@@ -244,6 +259,8 @@ def _run(config: TrainConfig, preset: Preset, folder: RunFolder | None, announce
             "test_samples": len(x_test), "train_samples": result.train_samples,
             "validation_samples": result.validation_samples, "epochs_trained": len(history.epoch),
             "seconds": result.seconds})
+    if config.output:
+        model.save(Path(config.output))  # after the run folder is complete: a failure here loses nothing
     return result
 
 

@@ -189,9 +189,8 @@ class Model:
                 raise InputError("validation_data must be a pair (x_val, y_val)")
             validation = self._labelled(validation_data[0], validation_data[1], "validation_data[0]", "validation_data[1]")
         elif validation_split > 0.0:
-            # Without a seed, the split follows torch's global RNG, as shuffling and dropout do.
-            split_seed = seed if seed is not None else int(torch.randint(0, 2**31, ()))
-            train_idx, val_idx = holdout_split(labels.numpy(), float(validation_split), split_seed)
+            # Without a seed the split is still fixed (as Keras's last-rows split is), so a fit can be resumed.
+            train_idx, val_idx = holdout_split(labels.numpy(), float(validation_split), seed if seed is not None else 0)
             validation = images[val_idx], labels[val_idx]
             images, labels = images[train_idx], labels[train_idx]
         trainer = self._compiled()
@@ -211,7 +210,7 @@ class Model:
             for logger in loggers:
                 cleanup.callback(logger.close)  # a failure mid-epoch must not leave a live bar behind
             fit = FitState(
-                epochs=epochs, batch_size=batch_size, samples=len(images), shuffle=shuffle,
+                epochs=epochs, initial_epoch=initial_epoch, start_step=trainer.step, batch_size=batch_size, samples=len(images), shuffle=shuffle,
                 data_fingerprint=data_fingerprint(images, labels), generator=generator, device=self.device,
                 total_steps=trainer.step + steps_per_epoch * max(epochs - initial_epoch, 0), epoch=initial_epoch,
                 augment=self.augmentation.bind(len(images), generator) if self.augmentation else None)

@@ -55,8 +55,6 @@ class Preset:
             scaled_lr = self.optimizer.learning_rate * batch_size / self.batch_size
             changed = replace(changed, batch_size=batch_size, optimizer=replace(self.optimizer, learning_rate=scaled_lr))
         if learning_rate is not None:
-            if not learning_rate > 0:
-                raise ConfigError(f"the learning rate must be positive; got {learning_rate}")
             changed = replace(changed, optimizer=replace(changed.optimizer, learning_rate=learning_rate))
         return changed
 

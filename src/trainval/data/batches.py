@@ -5,12 +5,6 @@ from __future__ import annotations
 import torch
 
 
-def training_batches(num_samples: int, batch_size: int, shuffle: bool,
-                     generator: torch.Generator | None = None) -> list[torch.Tensor]:
-    """Index tensors covering every sample exactly once, the last batch possibly partial (see :func:`split_order`)."""
-    return split_order(sample_order(num_samples, shuffle, generator), batch_size)
-
-
 def sample_order(num_samples: int, shuffle: bool, generator: torch.Generator | None = None) -> torch.Tensor:
     """One epoch's order of sample indices: a permutation drawn from ``generator``, or 0..N-1."""
     return torch.randperm(num_samples, generator=generator) if shuffle else torch.arange(num_samples)

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from trainval.atomic_files import remove_stale_temporaries
 from trainval.errors import CheckpointError, ConfigError, TrainingDiverged
 from trainval.runs.state_file import read_state, write_state
 from trainval.training.callbacks import Callback, Logs
@@ -47,18 +48,14 @@ class BackupAndRestore(Callback):
         self.save_steps = None if save_freq == "epoch" else save_freq
         self.save_every_seconds = save_every_seconds
         self.delete_checkpoint = delete_checkpoint
-        self.restored_from: dict[str, int] | None = None  # epoch and step the last fit resumed at
         self._steps_since_save = 0
         self._last_save = time.monotonic()
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
-        self._remove_stale_temporaries()
+        remove_stale_temporaries(self.path.parent, self.path.name)
         self._steps_since_save, self._last_save = 0, time.monotonic()
-        self.restored_from = None
         if self.path.exists():
-            state = read_state(self.path)
-            self.model.load_training_state(state, str(self.path))
-            self.restored_from = {"epoch": state["fit"]["epoch"], "step": state["fit"]["batch"]}
+            self.model.load_training_state(read_state(self.path), str(self.path))
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         self._steps_since_save += 1
@@ -82,17 +79,14 @@ class BackupAndRestore(Callback):
         _check_finite(state["module"])
         try:
             write_state(self.path, state)
+        except TypeError as error:
+            raise CheckpointError(f"cannot checkpoint this fit: {error} (a callback's state or a logged metric "
+                                  "must be numbers, strings, tensors, or lists and dicts of them)") from error
         except OSError as error:
             previous = "the previous checkpoint there is intact" if self.path.exists() else "no checkpoint was kept"
             raise CheckpointError(f"cannot write the checkpoint {self.path} ({error.strerror or error}); {previous}. "
                                   "Free disk space or make the folder writable, then resume") from error
         self._steps_since_save, self._last_save = 0, time.monotonic()
-
-    def _remove_stale_temporaries(self) -> None:
-        """Delete half-written files a killed process left (they never replaced the checkpoint)."""
-        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
-            with contextlib.suppress(OSError):
-                stale.unlink()
 
 
 def _check_finite(weights: dict[str, Any]) -> None:

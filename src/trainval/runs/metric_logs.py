@@ -29,7 +29,7 @@ class _EpochRowsLogger(Callback):
         self.append = append
         self.rows: list[dict[str, Any]] = []
         self._prefix = ""  # what the file held before this fit, kept when appending
-        self._epoch_started = 0.0
+        self._epoch_started: float | None = None  # None between epochs
         self._seconds_before_resume = 0.0
 
     def render(self) -> str:
@@ -51,8 +51,10 @@ class _EpochRowsLogger(Callback):
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         numbers = {key: value for key, value in (logs or {}).items()
                    if isinstance(value, (int, float)) and key != "lr"}
+        started = self._epoch_started if self._epoch_started is not None else time.perf_counter()
         self.rows.append({"epoch": epoch, **numbers, "lr": self.model.last_learning_rate,
-                          "seconds": round(time.perf_counter() - self._epoch_started, 3)})
+                          "seconds": round(time.perf_counter() - started, 3)})
+        self._epoch_started = None
         try:
             write_bytes_atomically(self.filename, (self._prefix + self.render()).encode())
         except OSError as error:
@@ -60,12 +62,15 @@ class _EpochRowsLogger(Callback):
                               "the folder writable") from error
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "prefix": self._prefix,
-                "seconds_in_epoch": time.perf_counter() - self._epoch_started}
+        in_epoch = 0.0 if self._epoch_started is None else time.perf_counter() - self._epoch_started
+        return {"rows": self.rows, "prefix": self._prefix, "seconds_in_epoch": in_epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rows = [dict(row) for row in state["rows"]]
-        self._prefix = state["prefix"]
+        rows, prefix = state["rows"], state["prefix"]
+        if not (isinstance(prefix, str) and isinstance(rows, list) and all(isinstance(row, dict) for row in rows)):
+            raise ValueError(f"{type(self).__name__}'s saved rows are malformed")
+        self.rows = [dict(row) for row in rows]
+        self._prefix = prefix
         self._seconds_before_resume = float(state["seconds_in_epoch"])
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
+import uuid
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 
 from trainval import __version__
-from trainval.atomic_files import write_bytes_atomically
+from trainval.atomic_files import remove_stale_temporaries, write_bytes_atomically
 from trainval.errors import CheckpointError, ConfigError, OutputError
 
 CONFIG_FILE, RESULT_FILE = "config.json", "result.json"
@@ -49,32 +51,51 @@ class RunFolder:
         self.result_file = self.path / RESULT_FILE
 
     @classmethod
-    def create(cls, runs_dir: str | os.PathLike[str], name: str | None) -> RunFolder:
-        """Make a new, empty ``runs_dir/name`` (default name: the date and time); never reuse one."""
+    def create(cls, runs_dir: str | os.PathLike[str], name: str | None, config: dict[str, Any]) -> RunFolder:
+        """Make a new ``runs_dir/name`` (default name: the date and time) holding ``config`` as config.json.
+
+        The folder is built under a temporary name and renamed into place, so a run folder that
+        exists always has its config.json (a kill in between leaves only a hidden temporary).
+        """
         if name is not None and (not name or Path(name).name != name or name in (".", "..")):
             raise ConfigError(f"--name must be a plain folder name (no slashes); got {name!r}")
         base = name or time.strftime("%Y%m%d-%H%M%S")
+        try:
+            Path(runs_dir).mkdir(parents=True, exist_ok=True)
+            staging = cls(Path(runs_dir) / f".{base}.{uuid.uuid4().hex[:8]}.tmp")
+            staging.path.mkdir()
+        except OSError as error:
+            raise OutputError(f"cannot create a run folder in {runs_dir} ({error.strerror or error}); "
+                              "choose a writable --runs-dir") from error
+        staging.write_json(staging.config_file, config)
         for attempt in range(1, 100):
             candidate = Path(runs_dir) / (base if attempt == 1 else f"{base}-{attempt}")
-            try:
-                candidate.mkdir(parents=True, exist_ok=False)
-                return cls(candidate)
-            except FileExistsError:
+            if candidate.exists():
                 if name is not None:
+                    shutil.rmtree(staging.path, ignore_errors=True)
                     raise ConfigError(f"the run folder {candidate} exists already; resume it with "
-                                      f"--resume {candidate}, or pick another --name") from None
+                                      f"--resume {candidate}, or pick another --name")
+                continue
+            try:
+                os.rename(staging.path, candidate)
+                return cls(candidate)
             except OSError as error:
+                shutil.rmtree(staging.path, ignore_errors=True)
                 raise OutputError(f"cannot create the run folder {candidate} ({error.strerror or error}); "
                                   "choose a writable --runs-dir") from error
-        raise OutputError(f"too many runs named {base} in {runs_dir}; pass --name")
+        shutil.rmtree(staging.path, ignore_errors=True)
+        raise ConfigError(f"too many runs named {base} in {runs_dir}; pass --name")
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> RunFolder:
-        """An existing run folder, to resume; a CheckpointError if ``path`` is not one."""
+        """An existing run folder, to resume; a ConfigError if ``path`` is not one. Temporary files of
+        writes a killed process never finished are removed."""
         folder = cls(path)
         if not folder.config_file.is_file():
             raise ConfigError(f"{path} is not a trainval run folder (it has no {CONFIG_FILE}); pass the folder "
-                                  "a trainval train run created, e.g. runs/<name>")
+                              "a trainval train run created, e.g. runs/<name>")
+        for subfolder in (folder.path, folder.checkpoints, folder.best_model, folder.final_model):
+            remove_stale_temporaries(subfolder)
         return folder
 
     def write_json(self, path: Path, values: dict[str, Any]) -> None:

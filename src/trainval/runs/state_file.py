@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
@@ -42,6 +43,8 @@ def _flatten(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
         return [_flatten(item, tensors) for item in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, np.generic):  # a NumPy scalar, e.g. a metric a callback logged
+        return value.item()
     raise TypeError(f"cannot save a {type(value).__name__} in a state file")
 
 

@@ -19,10 +19,13 @@ class EarlyStopping(Callback):
         patience: epochs without improvement before stopping.
         mode: ``"auto"``, ``"min"`` or ``"max"`` (see :class:`~trainval.training.monitor.Monitor`).
         baseline: training stops unless the metric beats this within ``patience`` epochs.
-        restore_best_weights: on stopping, put back the weights of the best epoch.
+        restore_best_weights: when it stops training, put back the weights of the best epoch (at the
+            very end, after weight averaging such as Lookahead has had its last word).
         start_from_epoch: epochs to wait before watching at all (warm-up).
         verbose: 1 prints the epoch at which training stopped.
     """
+
+    order = 0.5  # after Lookahead at the end of training, so the best weights are what stays
 
     def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0, verbose: int = 0,
                  mode: str = "auto", baseline: float | None = None, restore_best_weights: bool = False,
@@ -62,11 +65,13 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
-            if self.best_weights is not None:
-                self.model.module.load_state_dict(self.best_weights)
             if self.verbose:
                 print(f"Epoch {epoch + 1}: early stopping; the best {self.monitor.name} was {self.best:.4f} "
                       f"at epoch {self.best_epoch + 1}", flush=True)
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        if self.stopped_epoch and self.best_weights is not None:
+            self.model.module.load_state_dict(self.best_weights)
 
     def state_dict(self) -> dict[str, Any]:
         return {"wait": self.wait, "stopped_epoch": self.stopped_epoch, "best": self.best,
@@ -75,4 +80,9 @@ class EarlyStopping(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.wait, self.stopped_epoch = int(state["wait"]), int(state["stopped_epoch"])
         self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
-        self.best_weights = state["best_weights"]
+        weights = state["best_weights"]
+        if weights is not None:
+            expected = {name: tuple(value.shape) for name, value in self.model.module.state_dict().items()}
+            if {name: tuple(value.shape) for name, value in weights.items()} != expected:
+                raise ValueError("EarlyStopping's best weights do not fit this model")
+        self.best_weights = weights

@@ -20,7 +20,7 @@ from trainval.errors import CheckpointError
 from trainval.training.loop import RunningAverages
 
 # What must be equal for a checkpoint to continue this fit: same data, same batches, same length.
-_IDENTITY = ("epochs", "batch_size", "samples", "shuffle", "data_fingerprint")
+_IDENTITY = ("epochs", "initial_epoch", "start_step", "batch_size", "samples", "shuffle", "data_fingerprint")
 _FINGERPRINT_IMAGES = 256  # images hashed, spread over the data set: cheap, and catches other data
 
 
@@ -38,6 +38,8 @@ class FitState:
     """The position and random state of one ``fit`` call; the loop advances it, checkpoints save it."""
 
     epochs: int
+    initial_epoch: int
+    start_step: int  # the trainer's update count when this fit began (a second fit starts later)
     batch_size: int
     samples: int
     shuffle: bool
@@ -93,6 +95,7 @@ class FitState:
         if (state["first_flip"] is None) != (self.augment is None):
             raise CheckpointError(f"{source} was written with{'out' if self.augment else ''} augmentation; "
                                   "compile the model the way the checkpointed run did")
+        _check_position(state, self, source)
         self.total_steps = int(state["total_steps"])
         self.generator.set_state(state["generator"])
         if self.augment is not None:
@@ -102,3 +105,21 @@ class FitState:
         if state["running"] is not None:
             self.running = RunningAverages(self.device)
             self.running.load_state_dict(state["running"])
+
+
+def _check_position(state: dict[str, Any], fit: FitState, source: str) -> None:
+    """A CheckpointError unless the saved position lies inside this fit (a file can pass its checksum
+    and still have been written by something else)."""
+    epoch, batch, order = state["epoch"], state["batch"], state["order"]
+    problem = None
+    if not (isinstance(epoch, int) and fit.initial_epoch <= epoch <= fit.epochs):
+        problem = f"epoch {epoch!r} is outside {fit.initial_epoch}..{fit.epochs}"
+    elif order is not None and not (isinstance(order, torch.Tensor) and order.dtype == torch.int64
+                                    and order.shape == (fit.samples,)
+                                    and torch.equal(order.sort().values, torch.arange(fit.samples))):
+        problem = f"the sample order is not a permutation of the {fit.samples} samples"
+    elif not (isinstance(batch, int) and 0 <= batch <= (0 if order is None else len(split_order(order, fit.batch_size)))):
+        problem = f"step {batch!r} is outside the epoch"
+    if problem:
+        raise CheckpointError(f"{source} does not describe a position in this fit ({problem}); "
+                              "it was not written by trainval for this run")

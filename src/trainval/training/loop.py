@@ -36,20 +36,24 @@ class Trainer:
     step: int = 0  # updates done so far, across fit calls
     lr_scale: float = 1.0  # set through ``learning_rate`` (e.g. by LearningRateScheduler), on top of the schedule
 
-    def __post_init__(self) -> None:
-        for group in self.optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-
     @property
     def learning_rate(self) -> float:
-        """The base learning rate before the spec's decay and schedule (Keras's ``optimizer.learning_rate``)."""
+        """The base learning rate before the spec's decay and schedule (Keras's ``optimizer.learning_rate``);
+        for a ready-made torch optimiser, its first group's rate."""
+        if self.spec is None:
+            return self.optimizer.param_groups[0]["lr"]
         return self.optimizer.param_groups[0]["initial_lr"] * self.lr_scale
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
         if not value > 0:
             raise ConfigError(f"the learning rate must be positive; got {value}")
-        self.lr_scale = value / self.optimizer.param_groups[0]["initial_lr"]
+        if self.spec is None:  # scale every group alike; the optimiser's own rates are otherwise left alone
+            ratio = value / self.optimizer.param_groups[0]["lr"]
+            for group in self.optimizer.param_groups:
+                group["lr"] *= ratio
+        else:
+            self.lr_scale = value / self.optimizer.param_groups[0]["initial_lr"]
 
     @property
     def last_learning_rate(self) -> float:
@@ -57,10 +61,11 @@ class Trainer:
         return self.optimizer.param_groups[0]["lr"]
 
     def set_learning_rate(self, total_steps: int) -> None:
-        """Set every group's learning rate for the coming update, ``total_steps`` being the last of this fit."""
-        factor = self.lr_scale
-        if self.spec is not None:
-            factor *= self.spec.lr_multiplier(self.step, total_steps)
+        """Set every group's learning rate for the coming update, ``total_steps`` being the last of this fit.
+        A ready-made torch optimiser keeps its own rates (its own scheduler may set them)."""
+        if self.spec is None:
+            return
+        factor = self.lr_scale * self.spec.lr_multiplier(self.step, total_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
 

@@ -26,6 +26,9 @@ class LearningRateScheduler(Callback):
         self.verbose = verbose
         self._scheduled_epoch: int | None = None  # a resumed epoch must not be scheduled twice
 
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        self._scheduled_epoch = None
+
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         if epoch == self._scheduled_epoch:
             return

@@ -77,7 +77,9 @@ def restore(state: dict[str, Any], module: nn.Module, trainer: Trainer, fit: Fit
             torch.cuda.set_rng_state(state["rng"]["cuda"], fit.device)
         for key, callback in stateful.items():
             callback.load_state_dict(state["callbacks"][key])
-        return bool(state["stop_training"])
+        if not isinstance(state["stop_training"], bool):
+            raise TypeError("stop_training is not true or false")
+        return state["stop_training"]
     except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise CheckpointError(f"{source} does not fit this model or fit ({first_line}); resume with the model, "

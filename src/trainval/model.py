@@ -171,8 +171,10 @@ class Model:
 
         Every sample is used once per epoch, the last partial batch included. ``validation_split``
         holds out a stratified, shuffled fraction of ``x`` (not its last rows); ``validation_data``
-        takes a separate ``(x_val, y_val)`` and wins over the split. ``seed`` fixes the shuffling,
-        the split and dropout, so a model created with the same seed trains to identical weights.
+        takes a separate ``(x_val, y_val)`` and wins over the split. ``seed`` fixes the split (seed 0
+        when None, so the split never changes between calls), the shuffling, augmentation and
+        dropout, so a model created with the same seed trains to identical weights. Pass a
+        ``trainval.callbacks.BackupAndRestore`` to make the fit resumable after a crash.
         ``verbose``: 0 silent, 1 live bar, 2 one line per epoch, ``"auto"`` 1 in a terminal else 2.
         """
         batch_size = _check_int("batch_size", 32 if batch_size is None else batch_size, 1)

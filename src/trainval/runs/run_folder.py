@@ -67,24 +67,24 @@ class RunFolder:
         except OSError as error:
             raise OutputError(f"cannot create a run folder in {runs_dir} ({error.strerror or error}); "
                               "choose a writable --runs-dir") from error
-        staging.write_json(staging.config_file, config)
-        for attempt in range(1, 100):
-            candidate = Path(runs_dir) / (base if attempt == 1 else f"{base}-{attempt}")
-            if candidate.exists():
-                if name is not None:
-                    shutil.rmtree(staging.path, ignore_errors=True)
-                    raise ConfigError(f"the run folder {candidate} exists already; resume it with "
-                                      f"--resume {candidate}, or pick another --name")
-                continue
-            try:
-                os.rename(staging.path, candidate)
+        try:
+            staging.write_json(staging.config_file, config)
+            for attempt in range(1, 100):
+                candidate = Path(runs_dir) / (base if attempt == 1 else f"{base}-{attempt}")
+                if candidate.exists():
+                    if name is not None:
+                        raise ConfigError(f"the run folder {candidate} exists already; resume it with "
+                                          f"--resume {candidate}, or pick another --name")
+                    continue
+                try:
+                    os.rename(staging.path, candidate)
+                except OSError as error:
+                    raise OutputError(f"cannot create the run folder {candidate} ({error.strerror or error}); "
+                                      "choose a writable --runs-dir") from error
                 return cls(candidate)
-            except OSError as error:
-                shutil.rmtree(staging.path, ignore_errors=True)
-                raise OutputError(f"cannot create the run folder {candidate} ({error.strerror or error}); "
-                                  "choose a writable --runs-dir") from error
-        shutil.rmtree(staging.path, ignore_errors=True)
-        raise ConfigError(f"too many runs named {base} in {runs_dir}; pass --name")
+            raise ConfigError(f"too many runs named {base} in {runs_dir}; pass --name")
+        finally:
+            shutil.rmtree(staging.path, ignore_errors=True)  # nothing left to remove after a successful rename
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> RunFolder:

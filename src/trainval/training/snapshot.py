@@ -23,15 +23,13 @@ FORMAT = "trainval-checkpoint"
 FORMAT_VERSION = 1
 
 
-def _stateful_callbacks(callbacks: Sequence[Callback]) -> dict[str, Callback]:
-    """Callbacks with state, keyed by their rank among those and their class: stateless ones (progress
-    printing, a different verbose) may come and go between a fit and its resumption."""
-    stateful = [callback for callback in callbacks if callback.state_dict() is not None]
-    return {f"{rank}:{type(callback).__name__}": callback for rank, callback in enumerate(stateful)}
-
-
-def _callback_states(callbacks: Sequence[Callback]) -> dict[str, Any]:
-    return {key: callback.state_dict() for key, callback in _stateful_callbacks(callbacks).items()}
+def _stateful_callbacks(callbacks: Sequence[Callback]) -> dict[str, tuple[Callback, dict[str, Any]]]:
+    """Callbacks with state and that state, keyed by their rank among those and their class: stateless
+    ones (progress printing, a different verbose) may come and go between a fit and its resumption."""
+    states = [(callback, callback.state_dict()) for callback in callbacks]
+    stateful = [(callback, state) for callback, state in states if state is not None]
+    return {f"{rank}:{type(callback).__name__}": (callback, state)
+            for rank, (callback, state) in enumerate(stateful)}
 
 
 def capture(module: nn.Module, trainer: Trainer, fit: FitState, callbacks: Sequence[Callback],
@@ -43,7 +41,7 @@ def capture(module: nn.Module, trainer: Trainer, fit: FitState, callbacks: Seque
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "model": description,
         "module": module.state_dict(), "trainer": trainer.state_dict(), "fit": fit.state_dict(), "rng": rng,
-        "stop_training": stop_training, "callbacks": _callback_states(callbacks),
+        "stop_training": stop_training, "callbacks": {key: state for key, (_, state) in _stateful_callbacks(callbacks).items()},
     }
 
 
@@ -75,7 +73,7 @@ def restore(state: dict[str, Any], module: nn.Module, trainer: Trainer, fit: Fit
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and fit.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], fit.device)
-        for key, callback in stateful.items():
+        for key, (callback, _) in stateful.items():
             callback.load_state_dict(state["callbacks"][key])
         if not isinstance(state["stop_training"], bool):
             raise TypeError("stop_training is not true or false")

@@ -238,25 +238,15 @@ def test_replacing_the_tarball_invalidates_the_cache(tmp_path: Path) -> None:
     assert_loaded_as_written(cifar10.load_data(archive.parent), train_per_batch=2, test_size=3, seed=4)
 
 
-def test_damaged_cache_file_is_decoded_again(tmp_path: Path, cache_home: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("damage", [lambda cached: cached.write_bytes(cached.read_bytes()[:100]), Path.unlink],
+                         ids=["truncated", "missing"])
+def test_damaged_or_missing_cache_file_is_decoded_again(tmp_path: Path, cache_home: Path,
+                                                        monkeypatch: pytest.MonkeyPatch, damage) -> None:
     folder = write_cifar10_folder(tmp_path / "data")
     calls = count_decodes(monkeypatch)
     cifar10.load_data(folder)
     (entry,) = (cache_home / "trainval" / "decoded").glob("cifar10-*")
-    cached = entry / "x_train.npy"
-    cached.write_bytes(cached.read_bytes()[:100])
-    assert_loaded_as_written(cifar10.load_data(folder))
-    assert len(calls) == 2
-
-
-def test_cache_missing_an_array_file_is_decoded_again(tmp_path: Path, cache_home: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = write_cifar10_folder(tmp_path / "data")
-    calls = count_decodes(monkeypatch)
-    cifar10.load_data(folder)
-    (entry,) = (cache_home / "trainval" / "decoded").glob("cifar10-*")
-    (entry / "x_train.npy").unlink()
+    damage(entry / "x_train.npy")
     assert_loaded_as_written(cifar10.load_data(folder))
     assert len(calls) == 2
 

@@ -28,3 +28,11 @@ def test_wilson_interval_narrows_with_more_trials():
 def test_wilson_interval_refuses_impossible_counts(successes, trials):
     with pytest.raises(ValueError):
         wilson_interval(successes, trials)
+
+
+def test_wilson_interval_always_contains_the_observed_accuracy():
+    # Rounding once put the upper bound of 1/1, 3/3, ... just below 1.0.
+    for trials in range(1, 200):
+        for successes in range(trials + 1):
+            low, high = wilson_interval(successes, trials)
+            assert 0.0 <= low <= successes / trials <= high <= 1.0, (successes, trials)

@@ -13,6 +13,8 @@ from torch import nn
 from trainval import models, saving
 from trainval.errors import ConfigError, ModelFileError
 from trainval.model import Model
+from trainval.runs.run_folder import RunFolder
+from trainval.training.losses import CategoricalCrossentropy
 
 
 def list_models() -> list[str]:
@@ -58,12 +60,14 @@ def create_model(name: str, num_classes: int = 10, input_shape: Sequence[int] = 
 
 
 def load_model(path: str | os.PathLike[str], module: nn.Module | None = None,
-               device: str | torch.device | None = None) -> Model:
-    """Load a model saved with ``Model.save(path)``.
+               device: str | torch.device | None = None, precision: str = "auto") -> Model:
+    """Load a model saved with ``Model.save(path)``, or the final model of the run folder ``path``.
 
-    Registered architectures are rebuilt by name; a model around your own module needs that
+    The model comes back compiled the way its recipe scores it (TTA level, label smoothing), in
+    ``precision`` (``"auto"``, ``"bf16"`` or ``"fp32"``). Registered architectures are rebuilt by name; a model around your own module needs that
     module passed as ``module`` (its weights are then loaded into it).
     """
+    path = RunFolder.model_in(path)
     spec = saving.read_spec(path)
     architecture = spec.get("architecture")
     num_classes, input_shape = spec.get("num_classes"), spec.get("input_shape")
@@ -77,4 +81,7 @@ def load_model(path: str | os.PathLike[str], module: nn.Module | None = None,
         model = Model(module, num_classes=num_classes, input_shape=tuple(input_shape) if input_shape else None,
                       class_names=spec.get("class_names"), device=device)
     saving.load_weights(model.module, path, spec.get("weights_sha256"))
+    settings = spec.get("evaluation", {})
+    model.compile(loss=CategoricalCrossentropy(settings.get("label_smoothing") or 0.0), tta=settings.get("tta", 0),
+                  precision=precision)
     return model

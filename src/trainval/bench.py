@@ -7,7 +7,6 @@ tutorial network and a preset's network on the same data, back to back.
 from __future__ import annotations
 
 import platform
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,6 +17,7 @@ import torch
 from trainval import datasets, presets
 from trainval.errors import ConfigError
 from trainval.experiment import TrainConfig, run_training
+from trainval.stats import spread
 from trainval.training.precision import resolve_device, resolve_precision
 
 
@@ -49,8 +49,7 @@ class BenchReport:
                    "train_seconds": [r.train_seconds for r in self.seeds],
                    "wall_seconds": [r.wall_seconds for r in self.seeds],
                    "images_per_second": [r.images_per_second for r in self.seeds]}
-        return {name: {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                       "min": min(values), "max": max(values)} for name, values in columns.items() if values}
+        return {name: spread(values) for name, values in columns.items() if values}
 
     def to_dict(self) -> dict:
         """JSON-ready values, the summary included."""

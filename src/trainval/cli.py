@@ -8,11 +8,19 @@ import sys
 from collections.abc import Sequence
 
 from trainval import __version__, datasets, presets
-from trainval.api import list_models
+from trainval.api import list_models, load_model
 from trainval.atomic_files import write_bytes_atomically
 from trainval.bench import BenchReport, SeedResult, compare_throughput, run_bench
-from trainval.errors import ConfigError, OutputError, TrainvalError
-from trainval.experiment import MONITORS, VALIDATION_MODES, TrainConfig, accuracy_line, resume_training, run_training
+from trainval.errors import ConfigError, ExportError, OutputError, TrainvalError
+from trainval.evaluation import SPLITS, evaluate_saved_model
+from trainval.experiment import MONITORS, VALIDATION_MODES, TrainConfig, resume_training, run_training
+from trainval.export import FORMATS, check_onnx, export_model
+from trainval.prediction import predict_image_files
+from trainval.reports.report import write_report
+from trainval.reports.text_tables import class_table, confusion_table
+from trainval.runs.run_folder import RunFolder
+from trainval.seeds import SUMMARY_FILE, SeedRun, SeedsResult, is_seeds_folder, resume_seeds, run_seeds
+from trainval.stats import accuracy_line, format_spread
 from trainval.training.precision import PRECISIONS
 
 _DEFAULTS = TrainConfig()
@@ -53,6 +61,9 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=_DEFAULTS.seed,
                        help="seeds initial weights, the holdout split, shuffling, augmentation and dropout "
                             "(same seed, same result on CPU; default: %(default)s)")
+    train.add_argument("--seeds", type=int, metavar="N",
+                       help="train N runs with seeds --seed .. --seed+N-1, each in RUN/seed-K/, and print the mean, "
+                            "std, min and max of their test accuracy and time (also in RUN/summary.json)")
     train.add_argument("--validation", default=_DEFAULTS.validation, choices=VALIDATION_MODES,
                        help="holdout: validate on images held out of the training set (honest); test: on the test "
                             "set, as the Keras tutorial does (biases the test score); none: train on all training "
@@ -80,6 +91,54 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--verbose", default="auto", choices=["auto", "0", "1", "2"],
                        help="0 silent, 1 live progress bar, 2 one line per epoch; auto: 1 in a terminal, else 2")
     train.set_defaults(handler=_train, parser=train)
+
+    predict = commands.add_parser(
+        "predict", help="predict the classes of image files (PNG, JPEG, ...) with a trained model",
+        description="Print the most probable classes of each image file. Images are converted and resized to the "
+                    "model's input as described in the output; unreadable files are reported one per line and the "
+                    "others still predicted (exit status 1 if any file was unreadable).",
+    )
+    predict.add_argument("model", metavar="RUN_OR_MODEL", help="a run folder (its final model) or a saved-model folder")
+    predict.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
+    predict.add_argument("--top-k", type=int, default=3, help="classes shown per image (default: %(default)s)")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of text")
+    predict.add_argument("--precision", default="auto", choices=PRECISIONS, help="(default: %(default)s)")
+    predict.set_defaults(handler=_predict)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score a trained model: loss, accuracy with its 95%% interval, per class, confusion matrix",
+        description="Score a run's final model (or a saved model) on one split of its data set, with test-time "
+                    "augmentation when its recipe uses it. A run folder brings its data set and holdout split.",
+    )
+    evaluate.add_argument("model", metavar="RUN_OR_MODEL", help="a run folder (its final model) or a saved-model folder")
+    evaluate.add_argument("--split", default="test", choices=SPLITS,
+                          help="test set, the run's validation (holdout) images, or its training images "
+                               "(default: %(default)s)")
+    evaluate.add_argument("--dataset", choices=datasets.names(), help="data set (default: the run's, else cifar10)")
+    evaluate.add_argument("--data-dir", default=None, help="folder holding the data set files (default: the run's, "
+                                                           "else $TRAINVAL_DATA, else the download cache)")
+    evaluate.add_argument("--precision", default="auto", choices=PRECISIONS, help="(default: %(default)s)")
+    evaluate.add_argument("--json", metavar="PATH", help="also write the scores to PATH as JSON")
+    evaluate.set_defaults(handler=_evaluate)
+
+    report = commands.add_parser(
+        "report", help="make a run's plots and report.html again",
+        description="Remake RUN/plots/*.png and the self-contained RUN/report.html from the run folder's files "
+                    "(the test set is not scored again).",
+    )
+    report.add_argument("run", metavar="RUN", help="a finished run folder")
+    report.set_defaults(handler=_report)
+
+    export = commands.add_parser(
+        "export", help="write a trained model as one ONNX or safetensors file",
+        description="ONNX: a graph from uint8 images (N, H, W, C) to class probabilities, test-time augmentation "
+                    "included, checked against PyTorch with onnxruntime when it is installed. safetensors: the "
+                    "weights, with the model's description in the file's metadata.",
+    )
+    export.add_argument("model", metavar="RUN_OR_MODEL", help="a run folder (its final model) or a saved-model folder")
+    export.add_argument("--format", default="onnx", choices=FORMATS, help="(default: %(default)s)")
+    export.add_argument("--output", help="the file to write (default: RUN_OR_MODEL/export/model.FORMAT)")
+    export.set_defaults(handler=_export)
 
     bench = commands.add_parser(
         "bench", help="run a preset for several seeds and print accuracy and speed per seed, with a summary",
@@ -122,6 +181,9 @@ def _train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume continues a run with the settings it started with; drop "
                               f"{', '.join('--' + name.replace('_', '-') for name in changed)}")
         given_verbose = None if args.verbose == parser.get_default("verbose") else verbose
+        if is_seeds_folder(args.resume):
+            return _print_seeds(resume_seeds(args.resume, data_dir=args.data_dir, verbose=given_verbose,
+                                             announce=announce, on_seed=_print_seed))
         result = resume_training(args.resume, data_dir=args.data_dir, verbose=given_verbose, output=args.output,
                                  announce=announce)
     else:
@@ -132,6 +194,8 @@ def _train(args: argparse.Namespace) -> int:
             runs_dir=args.runs_dir, name=args.name, checkpoint_every=args.checkpoint_every, output=args.output,
             verbose=verbose,
         )
+        if args.seeds is not None:
+            return _print_seeds(run_seeds(config, args.seeds, announce=announce, on_seed=_print_seed))
         result = run_training(config, announce=announce)
     seconds = result.seconds
     print(f"Test loss: {result.test_loss:.4f}")
@@ -145,6 +209,83 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_seed(run: SeedRun) -> None:
+    low, high = run.test_interval
+    print(f"Seed {run.seed}: test accuracy {run.test_accuracy * 100:.2f}% (95% CI {low * 100:.2f}-{high * 100:.2f}%), "
+          f"{run.seconds:.1f}s, {run.folder}", flush=True)
+
+
+def _print_seeds(result: SeedsResult) -> int:
+    summary = result.summary()
+    print(f"{len(result.runs)} seeds: test accuracy {format_spread(summary['test_accuracy'], 100, 2, '%')}")
+    print(f"{len(result.runs)} seeds: time per run {format_spread(summary['seconds'], unit='s')}")
+    print(f"Summary: {result.folder / SUMMARY_FILE}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    result = predict_image_files(load_model(args.model, precision=args.precision), args.images, args.top_k)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        if any(prediction.resized for prediction in result.predictions):
+            print(f"Note: {result.resize_policy}", file=sys.stderr)
+        for prediction in result.predictions:
+            print(f"{prediction.path}: " + ", ".join(f"{name} {probability * 100:.1f}%"
+                                                      for name, probability in prediction.top))
+        for unreadable in result.unreadable:
+            print(f"{unreadable.path}: unreadable: {unreadable.reason}", file=sys.stderr)
+    return 1 if result.unreadable else 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    evaluation = evaluate_saved_model(args.model, args.split, args.dataset, args.data_dir, args.precision)
+    scores = evaluation.scores
+    print(f"Model {evaluation.model_folder} on the {evaluation.split} split of {evaluation.dataset} "
+          f"({scores.samples} images; {evaluation.precision}, TTA level {evaluation.tta})")
+    print(f"Loss: {scores.loss:.4f}")
+    print(accuracy_line(scores.accuracy, scores.interval, scores.samples).replace("test images", "images"))
+    print()
+    print(class_table(scores))
+    print()
+    print(confusion_table(scores))
+    if args.json:
+        _write_json(args.json, {"model": str(evaluation.model_folder), "dataset": evaluation.dataset,
+                                "split": evaluation.split, "tta": evaluation.tta, "precision": evaluation.precision,
+                                **scores.to_dict()})
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    print(f"Wrote {write_report(args.run)} and its plots in {RunFolder(args.run).plots}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    output = args.output or RunFolder(args.model).path / "export" / f"model.{args.format}"
+    export_model(model, output, args.format)
+    print(f"Wrote {output}")
+    if args.format == "onnx":
+        try:
+            check = check_onnx(model, output)
+        except ExportError as error:
+            print(f"Not checked: {error}")
+        else:
+            print(f"Checked with onnxruntime on {check.images} random images: same top-1 class on "
+                  f"{check.same_top1}/{check.images}, largest probability difference "
+                  f"{check.max_probability_difference:.1e}")
+    return 0
+
+
+def _write_json(path: str, values: dict) -> None:
+    try:
+        write_bytes_atomically(path, (json.dumps(values, indent=2) + "\n").encode())
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error}; choose a writable path") from error
+    print(f"Wrote {path}")
+
+
 def _print_seed_row(row: SeedResult) -> None:
     print(f"{row.seed:>4}  {row.train_seconds:>8.1f}  {row.wall_seconds:>7.1f}  {row.test_accuracy * 100:>8.2f}%  "
           f"{row.images_per_second:>9.0f}", flush=True)
@@ -152,14 +293,10 @@ def _print_seed_row(row: SeedResult) -> None:
 
 def _print_summary(report: BenchReport) -> None:
     summary = report.summary()
-    def spread(name: str, scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
-        s = summary[name]
-        return (f"{s['mean'] * scale:.{digits}f} ± {s['std'] * scale:.{digits}f}{unit} "
-                f"(min {s['min'] * scale:.{digits}f}, max {s['max'] * scale:.{digits}f})")
-    print(f"test accuracy  {spread('test_accuracy', 100, 2, '%')}")
-    print(f"train seconds  {spread('train_seconds')}")
-    print(f"wall seconds   {spread('wall_seconds')}")
-    print(f"images/s       {spread('images_per_second', digits=0)}")
+    print(f"test accuracy  {format_spread(summary['test_accuracy'], 100, 2, '%')}")
+    print(f"train seconds  {format_spread(summary['train_seconds'])}")
+    print(f"wall seconds   {format_spread(summary['wall_seconds'])}")
+    print(f"images/s       {format_spread(summary['images_per_second'], digits=0)}")
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -190,11 +327,7 @@ def _bench(args: argparse.Namespace) -> int:
               f"{compare['preset_images_per_second']:.0f} images/s, tutorial seed-cnn "
               f"{compare['tutorial_images_per_second']:.0f} images/s, ratio {compare['ratio']:.2f}x")
     if args.json:
-        try:
-            write_bytes_atomically(args.json, (json.dumps(report.to_dict(), indent=2) + "\n").encode())
-        except OSError as error:
-            raise OutputError(f"cannot write {args.json}: {error}; choose a writable path") from error
-        print(f"Wrote {args.json}")
+        _write_json(args.json, report.to_dict())
     return 0
 
 
@@ -212,6 +345,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("trainval: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (``| head``): not an error of ours
+        sys.stdout = None
+        return 0
 
 
 if __name__ == "__main__":

@@ -37,3 +37,11 @@ class OutputError(TrainvalError):
 
 class TrainingDiverged(TrainvalError):
     """The loss or the weights became NaN or infinite; training stopped before saving them."""
+
+
+class ReportError(TrainvalError):
+    """A run folder lacks, or holds damaged, files its report is made from."""
+
+
+class ExportError(TrainvalError):
+    """A model cannot be exported in the asked format (a missing package, an unsupported layer)."""

@@ -13,14 +13,16 @@ from typing import Any
 
 from trainval import datasets, presets
 from trainval.data.splits import holdout_split
-from trainval.errors import CheckpointError, ConfigError
+from trainval.errors import CheckpointError, ConfigError, TrainvalError
 from trainval.model import Model
 from trainval.presets import Preset
 from trainval.runs.backup import CHECKPOINT_FILE, BackupAndRestore, peek
 from trainval.runs.metric_logs import CSVLogger, JSONLogger
 from trainval.runs.model_checkpoint import ModelCheckpoint
 from trainval.runs.run_folder import RunFolder, software_versions
-from trainval.stats import wilson_interval
+from trainval.reports.predictions_file import TestPredictions
+from trainval.reports.report import write_report
+from trainval.reports.scores import Scores
 from trainval.training.callbacks import Callback, History
 from trainval.training.early_stopping import EarlyStopping
 
@@ -140,6 +142,7 @@ class TrainResult:
     test_loss: float
     test_accuracy: float
     test_interval: tuple[float, float]  # 95% Wilson interval of the test accuracy
+    test_scores: Scores  # per-class precision and recall, the confusion matrix
     seconds: dict[str, float] = field(default_factory=dict)  # data, training, test, total
     run_folder: Path | None = None
 
@@ -241,30 +244,30 @@ def _run(config: TrainConfig, preset: Preset, folder: RunFolder | None, announce
                         validation_data=validation_data, seed=config.seed,
                         callbacks=[*preset.callbacks(), *_run_callbacks(config, folder, validation_data is not None)])
     test_started = time.perf_counter()
-    test_loss, test_accuracy = model.evaluate(x_test, y_test, verbose=0)
+    scores, probabilities = model.evaluate_detailed(x_test, y_test)
     finished = time.perf_counter()
-    correct = int(round(test_accuracy * len(x_test)))
     result = TrainResult(
         config=config, preset=preset, model=model, history=history, train_samples=len(x_train),
-        validation_samples=0 if validation_data is None else len(validation_data[0]), test_samples=len(x_test),
-        test_loss=test_loss, test_accuracy=test_accuracy, test_interval=wilson_interval(correct, len(x_test)),
+        validation_samples=0 if validation_data is None else len(validation_data[0]), test_samples=scores.samples,
+        test_loss=scores.loss, test_accuracy=scores.accuracy, test_interval=scores.interval, test_scores=scores,
         seconds={"data": data_seconds, "training": test_started - fit_started, "test": finished - test_started,
                  "total": time.perf_counter() - started},
         run_folder=folder.path if folder is not None else None,
     )
     if folder is not None:
         model.save(folder.final_model)
+        TestPredictions.of(probabilities, y_test, x_test).write(folder.test_predictions)
         folder.write_json(folder.result_file, {
-            "test_loss": test_loss, "test_accuracy": test_accuracy, "test_interval_95": list(result.test_interval),
-            "test_samples": len(x_test), "train_samples": result.train_samples,
+            "test_loss": scores.loss, "test_accuracy": scores.accuracy, "test_interval_95": list(scores.interval),
+            "test_samples": scores.samples, "train_samples": result.train_samples,
             "validation_samples": result.validation_samples, "epochs_trained": len(history.epoch),
-            "seconds": result.seconds})
+            "model": preset.model, "parameters": model.count_params(), "device": model.device.type,
+            "precision": model.precision, "tta": model.tta, "seconds": result.seconds,
+            "test_scores": scores.to_dict()})
+        try:
+            write_report(folder.path)
+        except TrainvalError as error:  # the run's results are saved; only its pictures are missing
+            announce(f"Warning: the report was not written ({error}); make it with trainval report {folder.path}")
     if config.output:
         model.save(Path(config.output))  # after the run folder is complete: a failure here loses nothing
     return result
-
-
-def accuracy_line(accuracy: float, interval: tuple[float, float], samples: int) -> str:
-    """``Accuracy: 74.87% (95% CI 74.01-75.71%, 10000 test images)``, the tutorial's line plus its uncertainty."""
-    low, high = (bound * 100 for bound in interval)
-    return f"Accuracy: {accuracy * 100:.2f}% (95% CI {low:.2f}-{high:.2f}%, {samples} test images)"

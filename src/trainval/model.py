@@ -23,6 +23,7 @@ from trainval.data.batches import count_training_batches
 from trainval.data.inputs import images_to_tensor, labels_to_tensor
 from trainval.data.splits import holdout_split
 from trainval import saving
+from trainval.reports.scores import Scores, score_predictions
 from trainval.errors import ConfigError, InputError, TrainvalError
 from trainval.training import snapshot
 from trainval.training.callbacks import Callback, CallbackList, History
@@ -125,6 +126,16 @@ class Model:
     def precision(self) -> str:
         """The precision training and inference run in (``"bf16"`` or ``"fp32"``)."""
         return self._compiled().precision
+
+    @property
+    def tta(self) -> int:
+        """The test-time augmentation level ``evaluate`` and ``predict`` use (0: none)."""
+        return self._compiled().tta
+
+    @property
+    def loss(self) -> LossFunction:
+        """The loss function training, ``evaluate`` and validation use."""
+        return self._compiled().loss_fn
 
     def _compiled(self) -> Trainer:
         if self._trainer is None:
@@ -306,6 +317,19 @@ class Model:
             print(f"{len(images)}/{len(images)} - {format_timing(time.perf_counter() - start, steps)} - "
                   f"{format_metrics(scores)}", flush=True)
         return [scores["loss"], scores["acc"]]
+
+    def evaluate_detailed(self, x: Any, y: Any, batch_size: int | None = None,
+                          class_names: Sequence[str] | None = None) -> tuple[Scores, np.ndarray]:
+        """Score every sample of ``(x, y)`` in one pass: the :class:`~trainval.reports.scores.Scores`
+        (loss, accuracy with its 95% interval, per-class precision and recall, confusion matrix)
+        and the class probabilities (N, classes). Class names default to the model's."""
+        batch_size = _check_int("batch_size", _EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
+        images, labels = self._labelled(x, y, "x", "y")
+        logits = self._logits(images, batch_size, self._compiled().tta)
+        loss = evaluate_logits(logits, labels, self._compiled().loss_fn)["loss"]
+        probabilities = torch.softmax(logits, dim=1).cpu().numpy()
+        return (score_predictions(probabilities, labels.numpy(), class_names or self.class_names, loss),
+                probabilities)
 
     def predict(self, x: Any, batch_size: int | None = None, verbose: int | str = 0) -> np.ndarray:
         """Class probabilities, float32 of shape (N, classes), for every image in ``x``.

@@ -19,6 +19,8 @@ from safetensors.torch import save as dump_safetensors
 from trainval import __version__
 from trainval.atomic_files import write_bytes_atomically
 from trainval.errors import ModelFileError
+from trainval.training.losses import CategoricalCrossentropy
+from trainval.training.tta import TTA_LEVELS
 
 if TYPE_CHECKING:
     from trainval.model import Model
@@ -39,17 +41,31 @@ def describe(model: Model) -> dict[str, Any]:
     }
 
 
+def evaluation_settings(model: Model) -> dict[str, Any]:
+    """How the model's recipe scores it: its TTA level and, for cross-entropy, its label smoothing
+    (None for a custom loss, which a loaded model replaces by plain cross-entropy)."""
+    loss = model.loss
+    smoothing = (loss.label_smoothing if isinstance(loss, CategoricalCrossentropy)
+                 else 0.0 if loss is torch.nn.functional.cross_entropy else None)
+    return {"tta": model.tta, "label_smoothing": smoothing}
+
+
+def weight_tensors(model: Model) -> dict[str, torch.Tensor]:
+    """The module's state as separate contiguous CPU tensors, ready for safetensors."""
+    # Cloning breaks storage sharing (tied weights), which safetensors refuses to write.
+    return {name: value.detach().cpu().contiguous().clone() for name, value in model.module.state_dict().items()}
+
+
 def save_model(model: Model, path: str | os.PathLike[str]) -> Path:
     """Write ``model`` into folder ``path`` (created if needed); each file is replaced atomically."""
     folder = Path(path)
-    # Cloning breaks storage sharing (tied weights), which safetensors refuses to write.
-    tensors = {name: value.detach().cpu().contiguous().clone() for name, value in model.module.state_dict().items()}
-    weights = dump_safetensors(tensors)
+    weights = dump_safetensors(weight_tensors(model))
     spec = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "trainval_version": __version__,
         **describe(model),
+        "evaluation": evaluation_settings(model),
         # Each file is replaced atomically but not both at once: the digest ties the spec to its weights.
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
@@ -83,6 +99,10 @@ def read_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
     if architecture is not None and not (isinstance(architecture, dict) and isinstance(architecture.get("name"), str)
                                          and isinstance(architecture.get("options", {}), dict)):
         raise ModelFileError(f"{spec_file} has an invalid architecture entry; save the model again")
+    settings = spec.get("evaluation", {})
+    if not (isinstance(settings, dict) and settings.get("tta", 0) in TTA_LEVELS
+            and isinstance(settings.get("label_smoothing", 0.0), (float, int, type(None)))):
+        raise ModelFileError(f"{spec_file} has an invalid evaluation entry; save the model again")
     return spec
 
 

@@ -7,7 +7,9 @@
     checkpoints/last.safetensors   the whole training state, for --resume
     checkpoints/best/        the model with the best monitored validation score
     model/                   the final model (trainval.load_model)
-    result.json              the test score, written last: its presence means the run finished
+    test_predictions.safetensors   class probabilities of every test image (the report is made from them)
+    result.json              the test scores, per class too: its presence means the run finished
+    plots/*.png, report.html learning curves, confusion matrix, per-class accuracy, confident mistakes
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 from trainval import __version__
 from trainval.atomic_files import remove_stale_temporaries, write_bytes_atomically
 from trainval.errors import CheckpointError, ConfigError, OutputError
+from trainval.saving import SPEC_FILE
 
 CONFIG_FILE, RESULT_FILE = "config.json", "result.json"
 
@@ -49,6 +52,9 @@ class RunFolder:
         self.metrics_jsonl = self.path / "metrics.jsonl"
         self.config_file = self.path / CONFIG_FILE
         self.result_file = self.path / RESULT_FILE
+        self.test_predictions = self.path / "test_predictions.safetensors"
+        self.plots = self.path / "plots"
+        self.report_file = self.path / "report.html"
 
     @classmethod
     def create(cls, runs_dir: str | os.PathLike[str], name: str | None, config: dict[str, Any]) -> RunFolder:
@@ -94,7 +100,7 @@ class RunFolder:
         if not folder.config_file.is_file():
             raise ConfigError(f"{path} is not a trainval run folder (it has no {CONFIG_FILE}); pass the folder "
                               "a trainval train run created, e.g. runs/<name>")
-        for subfolder in (folder.path, folder.checkpoints, folder.best_model, folder.final_model):
+        for subfolder in (folder.path, folder.checkpoints, folder.best_model, folder.final_model, folder.plots):
             remove_stale_temporaries(subfolder)
         return folder
 
@@ -116,6 +122,18 @@ class RunFolder:
         except (OSError, ValueError) as error:
             raise CheckpointError(f"{self.config_file} is unreadable or corrupt ({error}); this run cannot be "
                                   "resumed, start a new one") from error
+
+    @staticmethod
+    def model_in(path: str | os.PathLike[str]) -> Path:
+        """The saved-model folder ``path`` stands for: ``path`` itself, or a finished run folder's final model."""
+        folder = RunFolder(path)
+        if (folder.path / SPEC_FILE).exists() or not folder.config_file.exists():
+            return folder.path
+        if not (folder.final_model / SPEC_FILE).exists():
+            best = f"; its best model so far is in {folder.best_model}" if (folder.best_model / SPEC_FILE).exists() else ""
+            raise ConfigError(f"the run in {path} has not finished, so it has no final model yet{best}. "
+                              f"Finish it with {folder.command_hint()}")
+        return folder.final_model
 
     def command_hint(self) -> str:
         """The command that resumes this run."""

@@ -1,0 +1,73 @@
+"""``trainval evaluate``: score a saved model or a run's final model on one split of its data set."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainval import datasets
+from trainval.api import load_model
+from trainval.data.splits import holdout_split
+from trainval.errors import ConfigError
+from trainval.experiment import TrainConfig
+from trainval.reports.scores import Scores
+from trainval.runs.run_folder import RunFolder
+
+SPLITS = ("test", "validation", "train")
+
+
+@dataclass
+class SavedModelEvaluation:
+    """Scores of one saved model on one split, and how they were made."""
+
+    model_folder: Path
+    dataset: str
+    split: str
+    scores: Scores
+    tta: int
+    precision: str
+
+
+def evaluate_saved_model(path: str | os.PathLike[str], split: str = "test", dataset: str | None = None,
+                         data_dir: str | None = None, precision: str = "auto",
+                         batch_size: int | None = None) -> SavedModelEvaluation:
+    """Score the model in ``path`` (a saved-model folder or a finished run folder) on ``split``.
+
+    A run folder brings its data set, data folder and holdout split, so ``split="validation"``
+    gives exactly the images it validated on and ``"train"`` the images it trained on; a bare
+    model folder is scored on ``dataset`` (default cifar10). The model's recipe decides TTA.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+    run_config = _run_config(path)
+    dataset = dataset or (run_config.dataset if run_config else "cifar10")
+    model = load_model(path, precision=precision)
+    data = datasets.get(dataset)
+    if model.num_classes != len(data.CLASS_NAMES):
+        raise ConfigError(f"the model predicts {model.num_classes} classes but {dataset} has "
+                          f"{len(data.CLASS_NAMES)}; pass the --dataset it was trained on")
+    (x_train, y_train), (x_test, y_test) = data.load_data(data_dir or (run_config.data_dir if run_config else None))
+    if split == "test":
+        images, labels = x_test, y_test
+    else:
+        holdout = run_config is not None and run_config.validation == "holdout"
+        if split == "validation" and not holdout:
+            raise ConfigError(f"{path} has no validation split of its own: only a run folder trained with "
+                              "--validation holdout has one; use --split test or --split train")
+        if holdout:
+            train_idx, val_idx = holdout_split(y_train, run_config.holdout_size, seed=run_config.seed)
+            chosen = val_idx if split == "validation" else train_idx
+            images, labels = x_train[chosen], y_train[chosen]
+        else:
+            images, labels = x_train, y_train
+    scores, _ = model.evaluate_detailed(images, labels, batch_size=batch_size,
+                                        class_names=model.class_names or data.CLASS_NAMES)
+    return SavedModelEvaluation(RunFolder.model_in(path), dataset, split, scores, model.tta, model.precision)
+
+
+def _run_config(path: str | os.PathLike[str]) -> TrainConfig | None:
+    folder = RunFolder(path)
+    if not folder.config_file.exists():
+        return None
+    return TrainConfig.from_dict(folder.read_config()["config"])

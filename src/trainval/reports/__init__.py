@@ -1,0 +1,1 @@
+"""Scores, plots and the HTML report of a run."""

@@ -1,0 +1,117 @@
+"""A finished run's report: PNG plots in ``plots/`` and one self-contained ``report.html``, made
+from the run folder's files alone (the test set is not scored again)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from trainval import saving
+from trainval.atomic_files import write_bytes_atomically
+from trainval.errors import ModelFileError, OutputError, ReportError
+from trainval.stats import accuracy_line
+from trainval.reports import plots
+from trainval.reports.html_report import render_report
+from trainval.reports.predictions_file import TestPredictions
+from trainval.reports.scores import Scores, score_predictions
+from trainval.runs.run_folder import RunFolder
+
+
+def write_report(path: str | os.PathLike[str]) -> Path:
+    """(Re)make the plots and ``report.html`` of the finished run in folder ``path``; returns the report's path."""
+    folder = RunFolder.open(path)
+    saved = folder.read_config()
+    if not folder.result_file.exists():
+        raise ReportError(f"the run in {path} has not finished, so it has no test score to report yet; "
+                          f"finish it with {folder.command_hint()}")
+    result = _read_json(folder.result_file)
+    epochs = [json.loads(line) for line in _read_text(folder.metrics_jsonl).splitlines() if line.strip()]
+    predictions = TestPredictions.read(folder.test_predictions)
+    try:
+        class_names = saving.read_spec(folder.final_model).get("class_names")
+    except ModelFileError as error:
+        raise ReportError(f"the run's final model cannot be read ({error})") from error
+    scores = score_predictions(predictions.probabilities, predictions.labels, class_names, result.get("test_loss"))
+
+    names = scores.class_names
+    predicted = predictions.probabilities[predictions.mistake_indices].argmax(axis=1)
+    figures = {
+        "learning_curves": ("Learning curves: loss and accuracy per epoch, training vs validation",
+                            plots.learning_curves(epochs)),
+        "confusion_matrix": ("Confusion matrix on the test set (rows: true class, columns: predicted)",
+                             plots.confusion_matrix_plot(scores.confusion, names)),
+        "per_class_accuracy": ("Test accuracy per class, with 95% Wilson intervals",
+                               plots.per_class_accuracy_plot(scores.classes)),
+        "confident_mistakes": ("The most confidently wrong test images",
+                               plots.mistakes_grid(predictions.mistake_images,
+                                                   [names[label] for label in predictions.labels[predictions.mistake_indices]],
+                                                   [names[index] for index in predicted],
+                                                   predictions.probabilities[predictions.mistake_indices, predicted])),
+    }
+    html = render_report(
+        title=f"trainval run {folder.path.name}", summary=_summary(scores, result, saved),
+        config=saved, timings=result.get("seconds", {}), epochs=epochs, classes=scores.classes,
+        plots=[(caption, png) for caption, png in figures.values()], notes=_notes(saved["config"], result))
+    try:
+        for name, (_, png) in figures.items():
+            write_bytes_atomically(folder.plots / f"{name}.png", png)
+        write_bytes_atomically(folder.report_file, html.encode())
+    except OSError as error:
+        raise OutputError(f"cannot write the report in {folder.path} ({error.strerror or error}); free disk space "
+                          "or make the folder writable") from error
+    return folder.report_file
+
+
+def _summary(scores: Scores, result: dict[str, Any], saved: dict[str, Any]) -> list[tuple[str, str]]:
+    config = saved["config"]
+    lines = [("Test accuracy", accuracy_line(scores.accuracy, scores.interval, scores.samples).removeprefix("Accuracy: ")),
+             ("Test loss", f"{result['test_loss']:.4f}"),
+             ("Data", f"{config['dataset']}: {result.get('train_samples')} training, "
+                      f"{result.get('validation_samples')} validation ({config['validation']}), "
+                      f"{scores.samples} test images"),
+             ("Recipe", f"preset {saved.get('preset', {}).get('name')}, model {result.get('model', '?')} "
+                        f"({result.get('parameters', 0):,} parameters), {_count(result.get('epochs_trained', 0), 'epoch')}, "
+                        f"seed {config['seed']}")]
+    if "precision" in result:
+        lines.append(("Ran on", f"{result.get('device')} in {result['precision']}"))
+    if "seconds" in result:
+        lines.append(("Time", f"{result['seconds'].get('total', 0.0):.1f} s in all, "
+                              f"{result['seconds'].get('training', 0.0):.1f} s training"))
+    return lines
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _notes(config: dict[str, Any], result: dict[str, Any]) -> list[str]:
+    notes = ["The test set was scored once, after training; the interval is a 95% Wilson score interval for "
+             "the accuracy on this many test images."]
+    if config.get("validation") == "test":
+        notes.append("This run validated on the test set (the tutorial's way), so its test accuracy is an "
+                     "optimistic estimate; --validation holdout gives an honest one.")
+    if result.get("tta"):
+        notes.append(f"Test-time augmentation level {result['tta']}: predictions average flipped"
+                     f"{' and shifted' if result['tta'] > 1 else ''} views of each image.")
+    return notes
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise ReportError(f"{path} is missing; the run folder is incomplete") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ReportError(f"{path} is unreadable ({error})") from error
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        values = json.loads(_read_text(path))
+    except json.JSONDecodeError as error:
+        raise ReportError(f"{path} is corrupt ({error})") from error
+    if not isinstance(values, dict):
+        raise ReportError(f"{path} is corrupt (not a JSON object)")
+    return values

@@ -1,0 +1,130 @@
+"""``trainval train --seeds N``: one run per seed in a parent folder, and the spread of their scores.
+
+::
+
+    runs/<name>/config.json     the shared configuration and the seeds
+    runs/<name>/seed-<k>/       one ordinary run folder per seed
+    runs/<name>/summary.json    each seed's test accuracy and time, with mean, std, min and max
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from trainval.errors import CheckpointError, ConfigError
+from trainval.experiment import TrainConfig, resume_training, run_training
+from trainval.runs.run_folder import RunFolder, software_versions
+from trainval.stats import spread
+
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass
+class SeedRun:
+    """One finished seed: its folder and what result.json says."""
+
+    seed: int
+    folder: Path
+    test_accuracy: float
+    test_interval: tuple[float, float]
+    seconds: float  # the run's total: data, training and test
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for summary.json."""
+        return {"seed": self.seed, "folder": self.folder.name, "test_accuracy": self.test_accuracy,
+                "test_interval_95": list(self.test_interval), "seconds": self.seconds}
+
+
+@dataclass
+class SeedsResult:
+    """The finished seeds of a multi-seed run, and where they are."""
+
+    folder: Path
+    runs: list[SeedRun]
+
+    def summary(self) -> dict[str, Any]:
+        """Per-seed rows and the spread of test accuracy and time (what summary.json holds)."""
+        values: dict[str, Any] = {"seeds": [run.to_dict() for run in self.runs]}
+        if self.runs:
+            values["test_accuracy"] = spread([run.test_accuracy for run in self.runs])
+            values["seconds"] = spread([run.seconds for run in self.runs])
+        return values
+
+
+def run_seeds(config: TrainConfig, count: int, announce: Callable[[str], None] = print,
+              on_seed: Callable[[SeedRun], None] = lambda run: None) -> SeedsResult:
+    """Train ``config`` with seeds ``config.seed`` .. ``config.seed + count - 1``, each in its own run folder
+    under a new parent folder in ``config.runs_dir``."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ConfigError(f"seeds must be an integer >= 1; got {count!r}")
+    if not config.runs_dir:
+        raise ConfigError("--seeds keeps each seed's run folder: give a --runs-dir")
+    if config.output:
+        raise ConfigError("--output saves one model; with --seeds each seed's model is in its run folder")
+    config.check()
+    config.resolve_preset()
+    seeds = list(range(config.seed, config.seed + count))
+    parent = RunFolder.create(config.runs_dir, config.name, {
+        "config": config.to_dict(), "seeds": seeds, "versions": software_versions(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    return _train_seeds(parent, config, seeds, announce, on_seed)
+
+
+def is_seeds_folder(path: str | Path) -> bool:
+    """Whether ``path`` is the parent folder of a ``--seeds`` run."""
+    try:
+        return "seeds" in RunFolder(path).read_config()
+    except CheckpointError:
+        return False
+
+
+def resume_seeds(path: str | Path, data_dir: str | None = None, verbose: int | str | None = None,
+                 announce: Callable[[str], None] = print,
+                 on_seed: Callable[[SeedRun], None] = lambda run: None) -> SeedsResult:
+    """Finish the multi-seed run in ``path``: finished seeds are kept, an interrupted one is resumed
+    from its checkpoint, the rest are started."""
+    parent = RunFolder.open(path)
+    saved = parent.read_config()
+    try:
+        config = TrainConfig.from_dict(saved["config"])
+        seeds = [int(seed) for seed in saved["seeds"]]
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{parent.config_file} is corrupt ({error}); start the runs again") from error
+    config = replace(config, data_dir=data_dir if data_dir is not None else config.data_dir,
+                     verbose=verbose if verbose is not None else config.verbose)
+    return _train_seeds(parent, config, seeds, announce, on_seed)
+
+
+def _train_seeds(parent: RunFolder, config: TrainConfig, seeds: list[int], announce: Callable[[str], None],
+                 on_seed: Callable[[SeedRun], None]) -> SeedsResult:
+    result = SeedsResult(parent.path, [])
+    announce(f"Training {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}) in {parent.path}")
+    for seed in seeds:
+        child = RunFolder(parent.path / f"seed-{seed}")
+        if not child.result_file.exists():
+            announce(f"Seed {seed}: {child.path}")
+            if child.config_file.exists():
+                resume_training(child.path, data_dir=config.data_dir, verbose=config.verbose, announce=announce)
+            else:
+                run_training(replace(config, seed=seed, runs_dir=str(parent.path), name=child.path.name),
+                             announce=announce)
+        run = _finished_seed(seed, child)
+        result.runs.append(run)
+        parent.write_json(parent.path / SUMMARY_FILE, result.summary())
+        on_seed(run)
+    return result
+
+
+def _finished_seed(seed: int, folder: RunFolder) -> SeedRun:
+    try:
+        values = json.loads(folder.result_file.read_text())
+        return SeedRun(seed, folder.path, float(values["test_accuracy"]), tuple(values["test_interval_95"]),
+                       float(values["seconds"]["total"]))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{folder.result_file} is unreadable or corrupt ({error}); delete the folder "
+                              f"{folder.path} and resume to train that seed again") from error

@@ -67,7 +67,7 @@ def test_evaluate_refuses_what_it_cannot_do(finished_run, capsys):
     assert "no validation split of its own" in capsys.readouterr().err
     assert main(["evaluate", "nowhere"]) == 1
     err = capsys.readouterr().err
-    assert "nowhere/model.json is missing" in err and "Traceback" not in err
+    assert "nowhere is neither a saved model (it has no model.json) nor a run folder" in err and "Traceback" not in err
 
 
 def write_images(folder):

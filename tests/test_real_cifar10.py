@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 import trainval
+from browser import assert_report_rendered, find_chromium, screenshot
+from trainval.evaluation import evaluate_saved_model
 from trainval.experiment import TrainConfig, run_training
+from trainval.export import check_onnx, export_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
 DATA_DIR = os.environ.get("TRAINVAL_DATA") or (str(SHARED) if SHARED.is_dir() else None)
@@ -35,8 +38,22 @@ def test_seed_cnn_learns_real_cifar10_well_above_chance_in_three_epochs_on_10k_i
     assert accuracy > 0.25  # chance is 0.10
 
 
-def test_quick_preset_beats_70_percent_on_real_cifar10():
-    result = run_training(TrainConfig(preset="quick", data_dir=DATA_DIR, validation="none", verbose=0, runs_dir=None),
-                          announce=lambda line: None)
+def test_quick_preset_beats_70_percent_and_its_report_evaluation_and_onnx_agree(tmp_path):
+    result = run_training(TrainConfig(preset="quick", data_dir=DATA_DIR, validation="none", verbose=0,
+                                      runs_dir=str(tmp_path / "runs"), name="quick"), announce=lambda line: None)
     print(f"quick preset, seed 0: test accuracy {result.test_accuracy:.4f}")
     assert result.test_accuracy > 0.70
+
+    evaluation = evaluate_saved_model(result.run_folder, data_dir=DATA_DIR)
+    assert evaluation.scores.accuracy == result.test_accuracy  # same model, same TTA, same precision
+
+    (_, _), (x_test, _) = trainval.datasets.cifar10.load_data(DATA_DIR)
+    model = trainval.load_model(result.run_folder, precision="fp32")
+    onnx_file = export_model(model, tmp_path / "model.onnx", "onnx")
+    check = check_onnx(model, onnx_file, x_test)
+    print(f"ONNX vs PyTorch fp32 on the test set: {check}")
+    assert check.same_top1 == len(x_test) and check.max_probability_difference < 1e-4
+
+    if find_chromium() is not None:
+        screenshot(result.run_folder / "report.html", tmp_path / "report.png", 1200, 2400)
+        assert_report_rendered(tmp_path / "report.png", (1200, 2400))

@@ -26,6 +26,9 @@ def test_seeds_train_one_run_each_and_summarise(cifar_dir, capsys):
     assert (summary["test_accuracy"]["min"], summary["test_accuracy"]["max"]) == (min(accuracies), max(accuracies))
     assert "3 seeds: test accuracy" in out and "± " in out and "(min " in out
     assert "3 seeds: time per run" in out and "Seed 7: test accuracy" in out
+    for command in ("evaluate", "report", "export"):
+        assert main([command, "runs/s"]) == 2
+        assert "runs/s holds one run per seed (3 of them)" in capsys.readouterr().err
 
 
 def test_an_interrupted_set_of_seeds_resumes_where_it_stopped(cifar_dir, monkeypatch, capsys):

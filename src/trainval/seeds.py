@@ -104,10 +104,10 @@ def _train_seeds(parent: RunFolder, config: TrainConfig, seeds: list[int], annou
                  on_seed: Callable[[SeedRun], None]) -> SeedsResult:
     result = SeedsResult(parent.path, [])
     announce(f"Training {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}) in {parent.path}")
-    for seed in seeds:
+    for position, seed in enumerate(seeds, 1):
         child = RunFolder(parent.path / f"seed-{seed}")
         if not child.result_file.exists():
-            announce(f"Seed {seed}: {child.path}")
+            announce(f"Seed {seed} ({position} of {len(seeds)}): training in {child.path}")
             if child.config_file.exists():
                 resume_training(child.path, data_dir=config.data_dir, verbose=config.verbose, announce=announce)
             else:

@@ -22,6 +22,7 @@ from trainval.runs.run_folder import RunFolder
 def write_report(path: str | os.PathLike[str]) -> Path:
     """(Re)make the plots and ``report.html`` of the finished run in folder ``path``; returns the report's path."""
     folder = RunFolder.open(path)
+    folder.refuse_seeds_parent()
     saved = folder.read_config()
     if not folder.result_file.exists():
         raise ReportError(f"the run in {path} has not finished, so it has no test score to report yet; "

@@ -28,7 +28,7 @@ import torch
 
 from trainval import __version__
 from trainval.atomic_files import remove_stale_temporaries, write_bytes_atomically
-from trainval.errors import CheckpointError, ConfigError, OutputError
+from trainval.errors import CheckpointError, ConfigError, ModelFileError, OutputError
 from trainval.saving import SPEC_FILE
 
 CONFIG_FILE, RESULT_FILE = "config.json", "result.json"
@@ -127,13 +127,24 @@ class RunFolder:
     def model_in(path: str | os.PathLike[str]) -> Path:
         """The saved-model folder ``path`` stands for: ``path`` itself, or a finished run folder's final model."""
         folder = RunFolder(path)
-        if (folder.path / SPEC_FILE).exists() or not folder.config_file.exists():
+        if (folder.path / SPEC_FILE).exists():
             return folder.path
+        if not folder.config_file.exists():
+            raise ModelFileError(f"{path} is neither a saved model (it has no {SPEC_FILE}) nor a run folder (no "
+                                 f"{CONFIG_FILE}); pass runs/<name> or a folder written by model.save")
+        folder.refuse_seeds_parent()
         if not (folder.final_model / SPEC_FILE).exists():
             best = f"; its best model so far is in {folder.best_model}" if (folder.best_model / SPEC_FILE).exists() else ""
             raise ConfigError(f"the run in {path} has not finished, so it has no final model yet{best}. "
                               f"Finish it with {folder.command_hint()}")
         return folder.final_model
+
+    def refuse_seeds_parent(self) -> None:
+        """A ConfigError if this is the parent folder of a ``--seeds`` run rather than one run."""
+        seeds = self.read_config().get("seeds")
+        if seeds:
+            raise ConfigError(f"{self.path} holds one run per seed ({len(seeds)} of them) and a summary.json; "
+                              f"pass one of the runs, e.g. {self.path / f'seed-{seeds[0]}'}")
 
     def command_hint(self) -> str:
         """The command that resumes this run."""

@@ -14,7 +14,8 @@ import statistics
 
 from trainval import presets
 from trainval.data.augment import Augmentation
-from trainval.experiment import TrainConfig, run_training
+from trainval.config import TrainConfig
+from trainval.experiment import run_training
 from trainval.presets import Preset
 
 

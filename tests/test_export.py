@@ -33,7 +33,9 @@ def trained(tmp_path_factory):
 
 def test_onnx_gives_pytorchs_predictions_on_a_test_batch(trained, tmp_path):
     model, x_test = trained
+    model.module.train()
     path = export_model(model, tmp_path / "model.onnx", "onnx")
+    assert model.module.training  # exporting leaves the module as it found it
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (onnx_probabilities,) = session.run(None, {"images": x_test})
     torch_probabilities = model.predict(x_test)  # fp32, TTA level 2: what the graph must reproduce
@@ -65,6 +67,8 @@ def test_export_cli_writes_into_the_run_and_checks_the_file(cifar_dir, capsys):
     out = capsys.readouterr().out
     assert "Wrote runs/r/export/model.onnx" in out and "same top-1 class on 64/64" in out
     assert main(["export", "runs/r", "--format", "safetensors", "--output", "w.safetensors"]) == 0
+    assert main(["export", "runs/r", "--format", "safetensors", "--output", "into/"]) == 0
+    assert "Wrote into/model.safetensors" in capsys.readouterr().out
 
 
 def test_export_without_onnx_installed_says_what_to_install(trained, tmp_path, monkeypatch):

@@ -14,7 +14,9 @@ from browser import assert_report_rendered, find_chromium, screenshot
 from cifar_files import write_cifar10_folder
 from trainval.cli import main
 from trainval.evaluation import evaluate_saved_model
-from trainval.experiment import TrainConfig, run_training
+from trainval.config import TrainConfig
+from trainval.experiment import run_training
+from trainval.reports.predictions_file import SavedPredictions
 
 
 @pytest.fixture(scope="module")
@@ -130,12 +132,28 @@ def test_report_is_made_again_from_the_run_folder(finished_run, capsys):
     report.unlink()
     assert main(["report", str(folder)]) == 0
     assert report.read_text() == first  # made from the saved predictions alone: the same every time
-    (folder / "test_predictions.safetensors").rename(folder / "moved")
+    predictions_file = folder / "test_predictions.safetensors"
+    saved = predictions_file.read_bytes()
     try:
-        assert main(["report", str(folder)]) == 1
-        assert "test_predictions.safetensors is missing" in capsys.readouterr().err
+        predictions = SavedPredictions.read(predictions_file)
+        predictions.mistake_indices[0] = 10_000  # outside the 24 test images: a damaged file
+        predictions.write(predictions_file)
+        assert main(["report", str(folder)]) == 0
+        assert "is corrupt (mistake indices outside the test set); scoring the test set again" in capsys.readouterr().out
+        assert predictions_file.read_bytes() == saved and report.read_text() == first
+        predictions_file.unlink()  # as in run folders made before reports existed
+        assert main(["report", str(folder)]) == 0
+        assert "test_predictions.safetensors is missing; scoring the test set again" in capsys.readouterr().out
+        assert predictions_file.read_bytes() == saved
     finally:
-        (folder / "moved").rename(folder / "test_predictions.safetensors")
+        predictions_file.write_bytes(saved)
+
+
+def test_a_run_of_zero_epochs_gets_a_report_without_learning_curves(cifar_dir, capsys):
+    assert main(["train", "--data-dir", str(cifar_dir), "--epochs", "0", "--name", "e0", "--validation", "none"]) == 0
+    assert "report was not written" not in capsys.readouterr().out
+    html = open("runs/e0/report.html").read()
+    assert html.count("data:image/png;base64,") == 3 and "Learning curves" not in html
 
 
 def test_report_of_an_unfinished_run_says_how_to_finish_it(cifar_dir, capsys):
@@ -143,3 +161,12 @@ def test_report_of_an_unfinished_run_says_how_to_finish_it(cifar_dir, capsys):
     (cifar_dir.parent / "runs" / "r" / "result.json").unlink()
     assert main(["report", "runs/r"]) == 1
     assert "has not finished" in capsys.readouterr().err
+
+
+def test_evaluate_scores_in_the_runs_own_precision_by_default(cifar_dir, capsys):
+    assert main(["train", "--preset", "quick", "--data-dir", str(cifar_dir), "--precision", "fp32", "--name", "f",
+                 "--holdout-size", "5"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "runs/f", "--json", "f.json"]) == 0
+    assert "(10 images; fp32, TTA level 1)" in capsys.readouterr().out
+    assert json.loads(open("f.json").read())["accuracy"] == json.loads(open("runs/f/result.json").read())["test_accuracy"]

@@ -10,7 +10,8 @@ import pytest
 import trainval
 from browser import assert_report_rendered, find_chromium, screenshot
 from trainval.evaluation import evaluate_saved_model
-from trainval.experiment import TrainConfig, run_training
+from trainval.config import TrainConfig
+from trainval.experiment import run_training
 from trainval.export import check_onnx, export_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
+from trainval import presets
 from trainval import seeds as seeds_module
 from trainval.cli import main
-from trainval.errors import TrainingDiverged
+from trainval.config import TrainConfig
+from trainval.errors import CheckpointError, TrainingDiverged
+from trainval.seeds import resume_seeds, run_seeds
 
 ARGS = ["--preset", "quick", "--epochs", "1", "--batch-size", "8", "--validation", "none", "--verbose", "0"]
 
@@ -55,4 +59,35 @@ def test_seeds_refuse_settings_that_cannot_apply(cifar_dir, capsys):
     assert main(["train", "--data-dir", str(cifar_dir), *ARGS, "--seeds", "0"]) == 2
     assert "seeds must be an integer >= 1" in capsys.readouterr().err
     assert main(["train", "--data-dir", str(cifar_dir), *ARGS, "--seeds", "2", "--output", "m"]) == 2
+    assert "with --seeds each seed's model is in its run folder" in capsys.readouterr().err
+
+
+def test_a_set_started_from_a_preset_object_resumes_only_with_that_recipe(cifar_dir, monkeypatch):
+    recipe = replace(presets.get("quick"), epochs=2, label_smoothing=0.0, batch_size=8)
+    config = TrainConfig(preset=recipe, data_dir=str(cifar_dir), validation="none", verbose=0, name="obj")
+
+    def stop_after_first(run):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        run_seeds(config, 2, announce=lambda line: None, on_seed=stop_after_first)
+    with pytest.raises(CheckpointError, match="differs from the one the run in runs/obj started with"):
+        resume_seeds("runs/obj", announce=lambda line: None)  # the named preset 'quick' is another recipe
+    result = resume_seeds("runs/obj", preset=recipe, announce=lambda line: None)
+    assert [run.seed for run in result.runs] == [0, 1]
+    for seed in (0, 1):
+        saved = json.loads(open(f"runs/obj/seed-{seed}/config.json").read())["preset"]
+        assert (saved["epochs"], saved["label_smoothing"]) == (2, 0.0)
+
+
+def test_resuming_a_set_refuses_output_and_each_seed_points_at_the_set(cifar_dir, capsys, monkeypatch):
+    real_run_training = seeds_module.run_training
+    def crash_on_second_seed(config, announce):
+        if config.seed == 1:
+            raise TrainingDiverged("simulated crash")
+        return real_run_training(config, announce=announce)
+    monkeypatch.setattr(seeds_module, "run_training", crash_on_second_seed)
+    assert main(["train", "--data-dir", str(cifar_dir), *ARGS[:-2], "--verbose", "2", "--seeds", "2",
+                 "--name", "set"]) == 1
+    assert "if interrupted: trainval train --resume runs/set)" in capsys.readouterr().out
+    assert main(["train", "--resume", "runs/set", "--output", "m"]) == 2
     assert "with --seeds each seed's model is in its run folder" in capsys.readouterr().err

@@ -10,7 +10,8 @@ __version__ = "0.1.0"
 
 from trainval import callbacks, datasets, errors, presets
 from trainval.api import create_model, list_models, load_model
-from trainval.experiment import TrainConfig, resume_training, run_training
+from trainval.config import TrainConfig
+from trainval.experiment import resume_training, run_training
 from trainval.data.augment import Augmentation
 from trainval.model import Model
 from trainval.training import losses, optimizers

@@ -16,7 +16,8 @@ import torch
 
 from trainval import datasets, presets
 from trainval.errors import ConfigError
-from trainval.experiment import TrainConfig, run_training
+from trainval.config import TrainConfig
+from trainval.experiment import run_training
 from trainval.stats import spread
 from trainval.training.precision import resolve_device, resolve_precision
 

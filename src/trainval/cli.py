@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from trainval import __version__, datasets, presets
 from trainval.api import list_models, load_model
@@ -13,14 +14,15 @@ from trainval.atomic_files import write_bytes_atomically
 from trainval.bench import BenchReport, SeedResult, compare_throughput, run_bench
 from trainval.errors import ConfigError, ExportError, OutputError, TrainvalError
 from trainval.evaluation import SPLITS, evaluate_saved_model
-from trainval.experiment import MONITORS, VALIDATION_MODES, TrainConfig, resume_training, run_training
+from trainval.config import MONITORS, VALIDATION_MODES, TrainConfig
+from trainval.experiment import resume_training, run_training
 from trainval.export import FORMATS, check_onnx, export_model
 from trainval.prediction import predict_image_files
 from trainval.reports.report import write_report
 from trainval.reports.text_tables import class_table, confusion_table
 from trainval.runs.run_folder import RunFolder
-from trainval.seeds import SUMMARY_FILE, SeedRun, SeedsResult, is_seeds_folder, resume_seeds, run_seeds
-from trainval.stats import accuracy_line, format_spread
+from trainval.seeds import SUMMARY_FILE, SeedRun, SeedsResult, resume_seeds, run_seeds
+from trainval.stats import accuracy_line, format_accuracy, format_spread
 from trainval.training.precision import PRECISIONS
 
 _DEFAULTS = TrainConfig()
@@ -117,7 +119,8 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dataset", choices=datasets.names(), help="data set (default: the run's, else cifar10)")
     evaluate.add_argument("--data-dir", default=None, help="folder holding the data set files (default: the run's, "
                                                            "else $TRAINVAL_DATA, else the download cache)")
-    evaluate.add_argument("--precision", default="auto", choices=PRECISIONS, help="(default: %(default)s)")
+    evaluate.add_argument("--precision", choices=PRECISIONS,
+                          help="(default: the run's own, so its test score is reproduced exactly; else auto)")
     evaluate.add_argument("--json", metavar="PATH", help="also write the scores to PATH as JSON")
     evaluate.set_defaults(handler=_evaluate)
 
@@ -137,7 +140,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("model", metavar="RUN_OR_MODEL", help="a run folder (its final model) or a saved-model folder")
     export.add_argument("--format", default="onnx", choices=FORMATS, help="(default: %(default)s)")
-    export.add_argument("--output", help="the file to write (default: RUN_OR_MODEL/export/model.FORMAT)")
+    export.add_argument("--output", help="the file to write, or a folder to write model.FORMAT in "
+                                         "(default: RUN_OR_MODEL/export/model.FORMAT)")
     export.set_defaults(handler=_export)
 
     bench = commands.add_parser(
@@ -181,8 +185,9 @@ def _train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume continues a run with the settings it started with; drop "
                               f"{', '.join('--' + name.replace('_', '-') for name in changed)}")
         given_verbose = None if args.verbose == parser.get_default("verbose") else verbose
-        if is_seeds_folder(args.resume):
+        if RunFolder.open(args.resume).seeds():
             return _print_seeds(resume_seeds(args.resume, data_dir=args.data_dir, verbose=given_verbose,
+                                             output=args.output,
                                              announce=announce, on_seed=_print_seed))
         result = resume_training(args.resume, data_dir=args.data_dir, verbose=given_verbose, output=args.output,
                                  announce=announce)
@@ -210,8 +215,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _print_seed(run: SeedRun) -> None:
-    low, high = run.test_interval
-    print(f"Seed {run.seed}: test accuracy {run.test_accuracy * 100:.2f}% (95% CI {low * 100:.2f}-{high * 100:.2f}%), "
+    print(f"Seed {run.seed}: test accuracy {format_accuracy(run.test_accuracy, run.test_interval)}, "
           f"{run.seconds:.1f}s, {run.folder}", flush=True)
 
 
@@ -244,7 +248,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"Model {evaluation.model_folder} on the {evaluation.split} split of {evaluation.dataset} "
           f"({scores.samples} images; {evaluation.precision}, TTA level {evaluation.tta})")
     print(f"Loss: {scores.loss:.4f}")
-    print(accuracy_line(scores.accuracy, scores.interval, scores.samples).replace("test images", "images"))
+    print(accuracy_line(scores.accuracy, scores.interval, scores.samples, what="images"))
+    if evaluation.split == "validation" and evaluation.tta:
+        print("(fit's val_acc was measured without test-time augmentation, so it differs from this)")
     print()
     print(class_table(scores))
     print()
@@ -263,7 +269,9 @@ def _report(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     model = load_model(args.model)
-    output = args.output or RunFolder(args.model).path / "export" / f"model.{args.format}"
+    output = Path(args.output or RunFolder(args.model).path / "export")
+    if output.is_dir() or not output.suffix:  # a folder: the file goes inside it
+        output = output / f"model.{args.format}"
     export_model(model, output, args.format)
     print(f"Wrote {output}")
     if args.format == "onnx":
@@ -345,9 +353,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("trainval: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # the reader went away (``| head``): not an error of ours
-        sys.stdout = None
-        return 0
+    except BrokenPipeError:
+        sys.stdout = None  # nothing more can be printed there
+        if args.command == "train":
+            print("trainval: error: the output was closed (a broken pipe) and training stopped; continue it with "
+                  "trainval train --resume RUN_DIR", file=sys.stderr)
+            return 1
+        return 0  # a reader that went away early (``| head``) wanted no more output
 
 
 if __name__ == "__main__":

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from trainval import datasets
 from trainval.api import load_model
 from trainval.data.splits import holdout_split
 from trainval.errors import ConfigError
-from trainval.experiment import TrainConfig
+from trainval.config import TrainConfig
 from trainval.reports.scores import Scores
 from trainval.runs.run_folder import RunFolder
+from trainval.training.precision import PRECISIONS
 
 SPLITS = ("test", "validation", "train")
 
@@ -27,10 +31,13 @@ class SavedModelEvaluation:
     scores: Scores
     tta: int
     precision: str
+    images: np.ndarray  # the split's images, labels and predicted class probabilities
+    labels: np.ndarray
+    probabilities: np.ndarray
 
 
 def evaluate_saved_model(path: str | os.PathLike[str], split: str = "test", dataset: str | None = None,
-                         data_dir: str | None = None, precision: str = "auto",
+                         data_dir: str | None = None, precision: str | None = None,
                          batch_size: int | None = None) -> SavedModelEvaluation:
     """Score the model in ``path`` (a saved-model folder or a finished run folder) on ``split``.
 
@@ -42,7 +49,7 @@ def evaluate_saved_model(path: str | os.PathLike[str], split: str = "test", data
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
     run_config = _run_config(path)
     dataset = dataset or (run_config.dataset if run_config else "cifar10")
-    model = load_model(path, precision=precision)
+    model = load_model(path, precision=precision or _run_precision(path))
     data = datasets.get(dataset)
     if model.num_classes != len(data.CLASS_NAMES):
         raise ConfigError(f"the model predicts {model.num_classes} classes but {dataset} has "
@@ -61,9 +68,19 @@ def evaluate_saved_model(path: str | os.PathLike[str], split: str = "test", data
             images, labels = x_train[chosen], y_train[chosen]
         else:
             images, labels = x_train, y_train
-    scores, _ = model.evaluate_detailed(images, labels, batch_size=batch_size,
-                                        class_names=model.class_names or data.CLASS_NAMES)
-    return SavedModelEvaluation(RunFolder.model_in(path), dataset, split, scores, model.tta, model.precision)
+    scores, probabilities = model.evaluate_detailed(images, labels, batch_size=batch_size,
+                                                    class_names=model.class_names or data.CLASS_NAMES)
+    return SavedModelEvaluation(RunFolder.model_in(path), dataset, split, scores, model.tta, model.precision,
+                                images, labels, probabilities)
+
+
+def _run_precision(path: str | os.PathLike[str]) -> str:
+    """The precision a finished run scored its test set in, else ``"auto"``."""
+    try:
+        precision = json.loads(RunFolder(path).result_file.read_text()).get("precision")
+    except (OSError, ValueError, AttributeError):
+        return "auto"
+    return precision if precision in PRECISIONS else "auto"
 
 
 def _run_config(path: str | os.PathLike[str]) -> TrainConfig | None:

@@ -3,130 +3,27 @@
 from __future__ import annotations
 
 import json
-import math
-import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from trainval import datasets, presets
+from trainval import datasets
 from trainval.data.splits import holdout_split
+from trainval.config import TrainConfig, parse_checkpoint_every
 from trainval.errors import CheckpointError, ConfigError, TrainvalError
 from trainval.model import Model
 from trainval.presets import Preset
 from trainval.runs.backup import CHECKPOINT_FILE, BackupAndRestore, peek
 from trainval.runs.metric_logs import CSVLogger, JSONLogger
 from trainval.runs.model_checkpoint import ModelCheckpoint
-from trainval.runs.run_folder import RunFolder, software_versions
-from trainval.reports.predictions_file import TestPredictions
+from trainval.reports.predictions_file import SavedPredictions
 from trainval.reports.report import write_report
 from trainval.reports.scores import Scores
+from trainval.runs.run_folder import RunFolder, software_versions
 from trainval.training.callbacks import Callback, History
 from trainval.training.early_stopping import EarlyStopping
-
-VALIDATION_MODES = ("holdout", "test", "none")
-MONITORS = ("val_acc", "val_loss", "acc", "loss")  # what a run logs each epoch
-_CHECKPOINT_EVERY = re.compile(r"^(?:(?P<steps>\d+)|(?P<amount>\d+(?:\.\d+)?)(?P<unit>[smh]))$")
-_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600}
-
-
-def parse_checkpoint_every(text: str) -> tuple[int | None, float | None]:
-    """``"500"``: every 500 steps; ``"90s"``, ``"10m"``, ``"1h"``: every so long; ``"epoch"``: epoch ends only.
-
-    Returns (steps, seconds), at most one of them set.
-    """
-    if text == "epoch":
-        return None, None
-    match = _CHECKPOINT_EVERY.match(text.strip()) if isinstance(text, str) else None
-    if match is None or (match["steps"] is not None and int(match["steps"]) < 1) or \
-            (match["amount"] is not None and float(match["amount"]) <= 0):
-        raise ConfigError(f"checkpoint-every must be a number of steps (500), a time (90s, 10m, 1h) or 'epoch'; "
-                          f"got {text!r}")
-    if match["steps"] is not None:
-        return int(match["steps"]), None
-    return None, float(match["amount"]) * _SECONDS_PER_UNIT[match["unit"]]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """One training run: a preset, the data, and the few things a user commonly overrides."""
-
-    preset: str | Preset | None = None  # a name from trainval.presets.names(), a Preset, or None: see resolve_preset
-    dataset: str = "cifar10"
-    model: str | None = None  # None: the preset's
-    epochs: int | None = None  # None: the preset's
-    batch_size: int | None = None  # None: the preset's; the learning rate scales with it
-    learning_rate: float | None = None  # None: the preset's (scaled to the batch size)
-    seed: int = 0  # seeds weight init, the holdout split, shuffling, augmentation and dropout
-    data_dir: str | None = None  # None: TRAINVAL_DATA, else the download cache
-    precision: str = "auto"  # auto | bf16 | fp32
-    validation: str = "holdout"  # holdout: from training data; test: the tutorial's way; none
-    holdout_size: int | float = 5000  # images held out with validation == "holdout": a count, or a fraction in (0, 1)
-    patience: int | None = None  # stop after this many epochs without a better monitored score; None: never
-    monitor: str = "val_acc"  # the validation metric that picks the best model (and early stopping)
-    runs_dir: str | None = "runs"  # where run folders go; None: write no run folder
-    name: str | None = None  # the run folder's name; None: the date and time
-    checkpoint_every: str = "60s"  # mid-epoch checkpoints, besides every epoch end: see parse_checkpoint_every
-    output: str | None = None  # another folder to save the final model in
-    verbose: int | str = "auto"
-
-    def check(self) -> None:
-        """Raise ConfigError for values no run could use."""
-        if self.validation not in VALIDATION_MODES:
-            raise ConfigError(f"validation must be one of {', '.join(VALIDATION_MODES)}; got {self.validation!r}")
-        for name, minimum in (("epochs", 0), ("batch_size", 1), ("seed", 0), ("patience", 0)):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
-                raise ConfigError(f"{name.replace('_', '-')} must be an integer >= {minimum}; got {value!r}")
-        if self.learning_rate is not None and (isinstance(self.learning_rate, bool)
-                                               or not isinstance(self.learning_rate, (int, float))
-                                               or not 0 < self.learning_rate < math.inf):
-            raise ConfigError(f"learning-rate must be a positive finite number; got {self.learning_rate!r}")
-        for name in ("dataset", "precision", "monitor", "checkpoint_every"):
-            if not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{name.replace('_', '-')} must be a string; got {getattr(self, name)!r}")
-        for name in ("model", "data_dir", "runs_dir", "name", "output"):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{name.replace('_', '-')} must be a string or None; got {getattr(self, name)!r}")
-        size = self.holdout_size
-        if isinstance(size, bool) or not isinstance(size, (int, float)) or (isinstance(size, int) and size < 1):
-            raise ConfigError(f"holdout-size must be a count >= 1 or a fraction in (0, 1); got {size!r}")
-        if isinstance(size, float) and not 0.0 < size < 1.0:
-            raise ConfigError(f"holdout-size as a fraction must lie strictly between 0 and 1; got {size!r}")
-        if self.monitor not in MONITORS:
-            raise ConfigError(f"monitor must be one of {', '.join(MONITORS)}; got {self.monitor!r}")
-        if self.monitor.startswith("val_") and self.validation == "none" and self.patience is not None:
-            raise ConfigError(f"--patience watches {self.monitor}, which needs validation; drop --validation none")
-        parse_checkpoint_every(self.checkpoint_every)
-
-    def resolve_preset(self) -> Preset:
-        """The preset with this config's overrides applied. With no preset named, a named model
-        brings its own recipe (``seed-cnn``: the tutorial's) and otherwise the ``94`` preset runs."""
-        if self.preset is None:
-            preset = presets.for_model(self.model)
-        else:
-            preset = self.preset if isinstance(self.preset, Preset) else presets.get(self.preset)
-        return preset.with_overrides(self.model, self.epochs, self.batch_size, self.learning_rate)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values for config.json (a Preset object is recorded by its name)."""
-        values = asdict(self)
-        if isinstance(self.preset, Preset):
-            values["preset"] = self.preset.name
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """The config :meth:`to_dict` wrote; a CheckpointError for entries this trainval does not know."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise CheckpointError(f"config.json has settings this trainval does not know ({', '.join(unknown)}); "
-                                  "resume it with the trainval version that started it")
-        return cls(**values)
-
 
 @dataclass
 class TrainResult:
@@ -157,7 +54,7 @@ def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -
     folder = None
     if config.runs_dir:
         folder = RunFolder.create(config.runs_dir, config.name, {
-            "config": config.to_dict(), "preset": _plain(preset.to_dict()), "versions": software_versions(),
+            "config": config.to_dict(), "preset": plain(preset.to_dict()), "versions": software_versions(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     return _run(config, preset, folder, announce)
 
@@ -174,6 +71,14 @@ def resume_training(path: str | Path, data_dir: str | None = None, verbose: int 
     folder = RunFolder.open(path)
     if folder.result_file.exists():
         raise ConfigError(f"the run in {path} has finished; its test score is in {folder.result_file}")
+    config, resolved = saved_config(folder, data_dir=data_dir, verbose=verbose, output=output, preset=preset)
+    return _run(config, resolved, folder, announce)
+
+
+def saved_config(folder: RunFolder, data_dir: str | None = None, verbose: int | str | None = None,
+                 output: str | None = None, preset: Preset | None = None) -> tuple[TrainConfig, Preset]:
+    """The config and resolved preset a run folder started with, with the few settings a resume may change;
+    a CheckpointError if this trainval cannot use them or would resolve the preset differently."""
     saved = folder.read_config()
     try:
         config = TrainConfig.from_dict(saved["config"])
@@ -186,13 +91,13 @@ def resume_training(path: str | Path, data_dir: str | None = None, verbose: int 
     except ConfigError as error:
         raise CheckpointError(f"{folder.config_file} holds a setting this trainval cannot use ({error}); "
                               "resume with the trainval version that started the run") from error
-    if _plain(resolved.to_dict()) != saved.get("preset"):
-        raise CheckpointError(f"the preset {resolved.name!r} differs from the one the run in {path} started with "
-                              "(another trainval version, or a changed Preset object); resume with the same one")
-    return _run(config, resolved, folder, announce)
+    if plain(resolved.to_dict()) != saved.get("preset"):
+        raise CheckpointError(f"the preset {resolved.name!r} differs from the one the run in {folder.path} started "
+                              "with (another trainval version, or a changed Preset object); resume with the same one")
+    return config, resolved
 
 
-def _plain(values: dict[str, Any]) -> Any:
+def plain(values: dict[str, Any]) -> Any:
     """``values`` as JSON would give them back (tuples become lists), so saved and fresh compare equal."""
     return json.loads(json.dumps(values))
 
@@ -256,7 +161,7 @@ def _run(config: TrainConfig, preset: Preset, folder: RunFolder | None, announce
     )
     if folder is not None:
         model.save(folder.final_model)
-        TestPredictions.of(probabilities, y_test, x_test).write(folder.test_predictions)
+        SavedPredictions.of(probabilities, y_test, x_test).write(folder.test_predictions)
         folder.write_json(folder.result_file, {
             "test_loss": scores.loss, "test_accuracy": scores.accuracy, "test_interval_95": list(scores.interval),
             "test_samples": scores.samples, "train_samples": result.train_samples,

@@ -76,6 +76,9 @@ def _onnx_bytes(model: Model) -> bytes:
         raise ExportError(f"exporting to ONNX needs the packages onnx and onnxscript ({error}); {_INSTALL_HINT}") from error
     if model.input_shape is None:
         raise ExportError("the model does not know its input shape yet; export a trained or loaded model")
+    if _torch_version() < (2, 5):
+        raise ExportError(f"exporting to ONNX needs torch >= 2.5 (this is {torch.__version__}); upgrade torch")
+    was_training = model.module.training
     graph = ProbabilityGraph(model.module, model.tta).eval()
     example = torch.zeros((2, *model.input_shape), dtype=torch.uint8)
     exporter_log = logging.getLogger("torch.onnx")
@@ -92,13 +95,18 @@ def _onnx_bytes(model: Model) -> bytes:
             raise ExportError(f"torch could not export this model to ONNX ({type(error).__name__}: "
                               f"{str(error).splitlines()[0] if str(error) else ''})") from error
         finally:
-            model.module.to(model.device)
+            model.module.to(model.device).train(was_training)
             exporter_log.setLevel(level)
         exported = onnx.load(str(target))
     onnx.helper.set_model_props(exported, {"class_names": json.dumps(model.class_names),
                                            "input": "uint8 images (N, height, width, channels)",
                                            "output": "class probabilities (N, classes)"})
     return exported.SerializeToString()
+
+
+def _torch_version() -> tuple[int, int]:
+    major, minor = torch.__version__.split(".")[:2]
+    return int(major), int("".join(filter(str.isdigit, minor)) or 0)
 
 
 def check_onnx(model: Model, path: str | os.PathLike[str], images: np.ndarray | None = None) -> OnnxCheck:
@@ -112,9 +120,11 @@ def check_onnx(model: Model, path: str | os.PathLike[str], images: np.ndarray | 
         images = np.random.default_rng(0).integers(0, 256, (64, *model.input_shape), dtype=np.uint8)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     onnx_probabilities = session.run(None, {"images": images})[0]
+    was_training = model.module.training
     graph = ProbabilityGraph(model.module, model.tta).eval()
     with torch.no_grad():
         torch_probabilities = graph(torch.from_numpy(images).to(model.device)).cpu().numpy()
+    model.module.train(was_training)
     return OnnxCheck(len(images), int((onnx_probabilities.argmax(1) == torch_probabilities.argmax(1)).sum()),
                      float(np.abs(onnx_probabilities - torch_probabilities).max()))
 

@@ -128,6 +128,11 @@ class Model:
         return self._compiled().precision
 
     @property
+    def is_compiled(self) -> bool:
+        """Whether ``compile`` has run (``fit``, ``evaluate`` and ``predict`` compile with defaults)."""
+        return self._trainer is not None
+
+    @property
     def tta(self) -> int:
         """The test-time augmentation level ``evaluate`` and ``predict`` use (0: none)."""
         return self._compiled().tta

@@ -43,7 +43,10 @@ def describe(model: Model) -> dict[str, Any]:
 
 def evaluation_settings(model: Model) -> dict[str, Any]:
     """How the model's recipe scores it: its TTA level and, for cross-entropy, its label smoothing
-    (None for a custom loss, which a loaded model replaces by plain cross-entropy)."""
+    (None for a custom loss, which a loaded model replaces by plain cross-entropy). An uncompiled
+    model has the defaults: no TTA, plain cross-entropy."""
+    if not model.is_compiled:
+        return {"tta": 0, "label_smoothing": 0.0}
     loss = model.loss
     smoothing = (loss.label_smoothing if isinstance(loss, CategoricalCrossentropy)
                  else 0.0 if loss is torch.nn.functional.cross_entropy else None)

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from trainval.errors import CheckpointError, ConfigError
-from trainval.experiment import TrainConfig, resume_training, run_training
+from trainval.config import TrainConfig
+from trainval.experiment import plain, resume_training, run_training, saved_config
+from trainval.presets import Preset
 from trainval.runs.run_folder import RunFolder, software_versions
 from trainval.stats import spread
 
@@ -64,52 +66,48 @@ def run_seeds(config: TrainConfig, count: int, announce: Callable[[str], None] =
         raise ConfigError(f"seeds must be an integer >= 1; got {count!r}")
     if not config.runs_dir:
         raise ConfigError("--seeds keeps each seed's run folder: give a --runs-dir")
-    if config.output:
-        raise ConfigError("--output saves one model; with --seeds each seed's model is in its run folder")
+    _refuse_output(config.output)
     config.check()
-    config.resolve_preset()
+    preset = config.resolve_preset()
     seeds = list(range(config.seed, config.seed + count))
     parent = RunFolder.create(config.runs_dir, config.name, {
-        "config": config.to_dict(), "seeds": seeds, "versions": software_versions(),
+        "config": config.to_dict(), "preset": plain(preset.to_dict()), "seeds": seeds, "versions": software_versions(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     return _train_seeds(parent, config, seeds, announce, on_seed)
 
 
-def is_seeds_folder(path: str | Path) -> bool:
-    """Whether ``path`` is the parent folder of a ``--seeds`` run."""
-    try:
-        return "seeds" in RunFolder(path).read_config()
-    except CheckpointError:
-        return False
-
-
 def resume_seeds(path: str | Path, data_dir: str | None = None, verbose: int | str | None = None,
-                 announce: Callable[[str], None] = print,
+                 output: str | None = None, preset: Preset | None = None, announce: Callable[[str], None] = print,
                  on_seed: Callable[[SeedRun], None] = lambda run: None) -> SeedsResult:
     """Finish the multi-seed run in ``path``: finished seeds are kept, an interrupted one is resumed
-    from its checkpoint, the rest are started."""
+    from its checkpoint, the rest are started. A set started from a ``Preset`` object rather than a
+    preset name needs that object passed again as ``preset``."""
+    _refuse_output(output)
     parent = RunFolder.open(path)
-    saved = parent.read_config()
-    try:
-        config = TrainConfig.from_dict(saved["config"])
-        seeds = [int(seed) for seed in saved["seeds"]]
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"{parent.config_file} is corrupt ({error}); start the runs again") from error
-    config = replace(config, data_dir=data_dir if data_dir is not None else config.data_dir,
-                     verbose=verbose if verbose is not None else config.verbose)
+    seeds = parent.seeds()
+    if not seeds:
+        raise ConfigError(f"{path} is a single run, not a set of seeds; resume it with trainval train --resume {path}")
+    config, _ = saved_config(parent, data_dir=data_dir, verbose=verbose, preset=preset)
     return _train_seeds(parent, config, seeds, announce, on_seed)
+
+
+def _refuse_output(output: str | None) -> None:
+    if output:
+        raise ConfigError("--output saves one model; with --seeds each seed's model is in its run folder")
 
 
 def _train_seeds(parent: RunFolder, config: TrainConfig, seeds: list[int], announce: Callable[[str], None],
                  on_seed: Callable[[SeedRun], None]) -> SeedsResult:
+    preset = config.preset if isinstance(config.preset, Preset) else None
     result = SeedsResult(parent.path, [])
     announce(f"Training {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}) in {parent.path}")
     for position, seed in enumerate(seeds, 1):
-        child = RunFolder(parent.path / f"seed-{seed}")
+        child = parent.seed_run(seed)
         if not child.result_file.exists():
             announce(f"Seed {seed} ({position} of {len(seeds)}): training in {child.path}")
             if child.config_file.exists():
-                resume_training(child.path, data_dir=config.data_dir, verbose=config.verbose, announce=announce)
+                resume_training(child.path, data_dir=config.data_dir, verbose=config.verbose, preset=preset,
+                                announce=announce)
             else:
                 run_training(replace(config, seed=seed, runs_dir=str(parent.path), name=child.path.name),
                              announce=announce)

@@ -28,10 +28,29 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     return max(0.0, min(p, centre - half_width)), min(1.0, max(p, centre + half_width))
 
 
-def accuracy_line(accuracy: float, interval: tuple[float, float], samples: int) -> str:
+MISSING = "—"  # shown for a score that does not exist (precision of a class never predicted)
+
+
+def format_percent(fraction: float | None, digits: int = 2) -> str:
+    """0.9412 -> ``94.12%``; None -> an em dash."""
+    return MISSING if fraction is None else f"{fraction * 100:.{digits}f}%"
+
+
+def format_interval(interval: tuple[float, float] | None, digits: int = 2) -> str:
+    """(0.9364, 0.9457) -> ``93.64-94.57%``; None -> an em dash."""
+    return MISSING if interval is None else f"{interval[0] * 100:.{digits}f}-{interval[1] * 100:.{digits}f}%"
+
+
+def format_accuracy(accuracy: float, interval: tuple[float, float], samples: int | None = None,
+                    what: str = "test images") -> str:
+    """``74.87% (95% CI 74.01-75.71%, 10000 test images)``; without ``samples``, no count."""
+    count = "" if samples is None else f", {samples} {what}"
+    return f"{format_percent(accuracy)} (95% CI {format_interval(interval)}{count})"
+
+
+def accuracy_line(accuracy: float, interval: tuple[float, float], samples: int, what: str = "test images") -> str:
     """``Accuracy: 74.87% (95% CI 74.01-75.71%, 10000 test images)``, the tutorial's line plus its uncertainty."""
-    low, high = (bound * 100 for bound in interval)
-    return f"Accuracy: {accuracy * 100:.2f}% (95% CI {low:.2f}-{high:.2f}%, {samples} test images)"
+    return f"Accuracy: {format_accuracy(accuracy, interval, samples, what)}"
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:

@@ -13,9 +13,9 @@ from html import escape
 from typing import Any
 
 from trainval.reports.scores import ClassScore
+from trainval.stats import MISSING, format_interval, format_percent
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MISSING = "\u2014"  # em dash, for a value that does not exist (precision of a class never predicted)
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
@@ -90,8 +90,8 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: bool 
 def _class_table(classes: Sequence[ClassScore]) -> str:
     """Images, precision and accuracy (recall) with its 95% interval, one class per row."""
     return _table(["class", "images", "correct", "precision", "accuracy (recall)", "95% interval"],
-                  ([score.name, str(score.support), str(score.correct), _percent(score.precision),
-                    _percent(score.recall), _interval(score.recall_interval)] for score in classes))
+                  ([score.name, str(score.support), str(score.correct), format_percent(score.precision),
+                    format_percent(score.recall), format_interval(score.recall_interval)] for score in classes))
 
 
 def _epoch_table(epochs: Sequence[Mapping[str, Any]]) -> str:
@@ -104,7 +104,7 @@ def _epoch_table(epochs: Sequence[Mapping[str, Any]]) -> str:
             value = row.get(key)
             if key == "epoch" and isinstance(value, numbers.Integral):
                 value = int(value) + 1
-            cells.append(_percent(value) if key.endswith(("acc", "accuracy")) else _number(value))
+            cells.append(format_percent(value) if key.endswith(("acc", "accuracy")) else _number(value))
         rows.append(cells)
     return _table(keys, rows)
 
@@ -128,16 +128,6 @@ def _number(value: Any) -> str:
     if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):  # floats, numpy's included
         return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:.4g}"
     return str(value)
-
-
-def _percent(fraction: float | None) -> str:
-    """0.9412 -> "94.12%"."""
-    return MISSING if fraction is None else f"{fraction * 100:.2f}%"
-
-
-def _interval(interval: tuple[float, float] | None) -> str:
-    """(0.9364, 0.9457) -> "93.64-94.57%"."""
-    return MISSING if interval is None else f"{interval[0] * 100:.2f}\u2013{interval[1] * 100:.2f}%"
 
 
 def _duration(seconds: float) -> str:

@@ -19,7 +19,7 @@ MISTAKES_KEPT = 20  # the most confident mistakes whose pixels are kept for the 
 
 
 @dataclass
-class TestPredictions:
+class SavedPredictions:
     """Class probabilities and true labels of every test image, and the pixels of the worst mistakes."""
 
     probabilities: np.ndarray  # float32 (N, classes)
@@ -28,7 +28,7 @@ class TestPredictions:
     mistake_images: np.ndarray  # uint8 (M, H, W, C)
 
     @classmethod
-    def of(cls, probabilities: np.ndarray, labels: np.ndarray, images: np.ndarray) -> TestPredictions:
+    def of(cls, probabilities: np.ndarray, labels: np.ndarray, images: np.ndarray) -> SavedPredictions:
         """Keep the pixels of the ``MISTAKES_KEPT`` most confident mistakes among ``images``."""
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         mistakes = most_confident_mistakes(probabilities, labels, MISTAKES_KEPT)
@@ -44,17 +44,33 @@ class TestPredictions:
             raise OutputError(f"cannot write {path} ({error.strerror or error}); free disk space") from error
 
     @classmethod
-    def read(cls, path: str | os.PathLike[str]) -> TestPredictions:
+    def read(cls, path: str | os.PathLike[str]) -> SavedPredictions:
         """The predictions :meth:`write` saved; a ReportError if the file is missing or damaged."""
         try:
             arrays = load_arrays(Path(path).read_bytes())
             predictions = cls(**{name: arrays[name] for name in ("probabilities", "labels", "mistake_indices",
                                                                  "mistake_images")})
         except FileNotFoundError:
-            raise ReportError(f"{path} is missing; the run did not finish scoring its test set") from None
+            raise ReportError(f"{path} is missing") from None
         except (OSError, SafetensorError, KeyError, TypeError) as error:
-            raise ReportError(f"{path} is unreadable or corrupt ({error}); evaluate the model again with "
-                              "trainval evaluate") from error
-        if predictions.probabilities.ndim != 2 or len(predictions.labels) != len(predictions.probabilities):
-            raise ReportError(f"{path} holds inconsistent arrays; evaluate the model again with trainval evaluate")
+            raise ReportError(f"{path} is unreadable or corrupt ({error})") from error
+        problem = predictions._inconsistency()
+        if problem:
+            raise ReportError(f"{path} is corrupt ({problem})")
         return predictions
+
+    def _inconsistency(self) -> str | None:
+        """What makes these arrays unusable together, or None."""
+        probabilities, labels, indices, images = (self.probabilities, self.labels, self.mistake_indices,
+                                                   self.mistake_images)
+        if probabilities.ndim != 2 or labels.shape != (len(probabilities),) or indices.ndim != 1:
+            return "arrays of the wrong shapes"
+        if labels.dtype.kind not in "iu" or indices.dtype.kind not in "iu" or images.dtype != np.uint8:
+            return "arrays of the wrong types"
+        if images.ndim != 4 or len(images) != len(indices):
+            return "mistake images that do not match their indices"
+        if len(labels) and not (0 <= labels.min() and labels.max() < probabilities.shape[1]):
+            return "labels outside the classes"
+        if len(indices) and not (0 <= indices.min() and indices.max() < len(labels)):
+            return "mistake indices outside the test set"
+        return None

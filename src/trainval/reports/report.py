@@ -5,22 +5,27 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from trainval import saving
 from trainval.atomic_files import write_bytes_atomically
 from trainval.errors import ModelFileError, OutputError, ReportError
-from trainval.stats import accuracy_line
+from trainval.evaluation import evaluate_saved_model
+from trainval.stats import format_accuracy
 from trainval.reports import plots
 from trainval.reports.html_report import render_report
-from trainval.reports.predictions_file import TestPredictions
+from trainval.reports.predictions_file import SavedPredictions
 from trainval.reports.scores import Scores, score_predictions
 from trainval.runs.run_folder import RunFolder
 
 
-def write_report(path: str | os.PathLike[str]) -> Path:
-    """(Re)make the plots and ``report.html`` of the finished run in folder ``path``; returns the report's path."""
+def write_report(path: str | os.PathLike[str], announce: Callable[[str], None] = print) -> Path:
+    """(Re)make the plots and ``report.html`` of the finished run in folder ``path``; returns the report's path.
+
+    A run whose saved test predictions are missing or damaged has its final model score the test
+    set again (the same model gives the same figures) and the predictions saved anew."""
     folder = RunFolder.open(path)
     folder.refuse_seeds_parent()
     saved = folder.read_config()
@@ -28,8 +33,14 @@ def write_report(path: str | os.PathLike[str]) -> Path:
         raise ReportError(f"the run in {path} has not finished, so it has no test score to report yet; "
                           f"finish it with {folder.command_hint()}")
     result = _read_json(folder.result_file)
-    epochs = [json.loads(line) for line in _read_text(folder.metrics_jsonl).splitlines() if line.strip()]
-    predictions = TestPredictions.read(folder.test_predictions)
+    epochs = _read_epochs(folder.metrics_jsonl)
+    try:
+        predictions = SavedPredictions.read(folder.test_predictions)
+    except ReportError as error:
+        announce(f"{error}; scoring the test set again with the run's final model")
+        evaluation = evaluate_saved_model(folder.path, "test")
+        predictions = SavedPredictions.of(evaluation.probabilities, evaluation.labels, evaluation.images)
+        predictions.write(folder.test_predictions)
     try:
         class_names = saving.read_spec(folder.final_model).get("class_names")
     except ModelFileError as error:
@@ -38,9 +49,11 @@ def write_report(path: str | os.PathLike[str]) -> Path:
 
     names = scores.class_names
     predicted = predictions.probabilities[predictions.mistake_indices].argmax(axis=1)
-    figures = {
-        "learning_curves": ("Learning curves: loss and accuracy per epoch, training vs validation",
-                            plots.learning_curves(epochs)),
+    figures = {}
+    if epochs:  # a run of 0 epochs has none
+        figures["learning_curves"] = ("Learning curves: loss and accuracy per epoch, training vs validation",
+                                      plots.learning_curves(epochs))
+    figures |= {
         "confusion_matrix": ("Confusion matrix on the test set (rows: true class, columns: predicted)",
                              plots.confusion_matrix_plot(scores.confusion, names)),
         "per_class_accuracy": ("Test accuracy per class, with 95% Wilson intervals",
@@ -67,7 +80,7 @@ def write_report(path: str | os.PathLike[str]) -> Path:
 
 def _summary(scores: Scores, result: dict[str, Any], saved: dict[str, Any]) -> list[tuple[str, str]]:
     config = saved["config"]
-    lines = [("Test accuracy", accuracy_line(scores.accuracy, scores.interval, scores.samples).removeprefix("Accuracy: ")),
+    lines = [("Test accuracy", format_accuracy(scores.accuracy, scores.interval, scores.samples)),
              ("Test loss", f"{result['test_loss']:.4f}"),
              ("Data", f"{config['dataset']}: {result.get('train_samples')} training, "
                       f"{result.get('validation_samples')} validation ({config['validation']}), "
@@ -97,6 +110,19 @@ def _notes(config: dict[str, Any], result: dict[str, Any]) -> list[str]:
         notes.append(f"Test-time augmentation level {result['tta']}: predictions average flipped"
                      f"{' and shifted' if result['tta'] > 1 else ''} views of each image.")
     return notes
+
+
+def _read_epochs(path: Path) -> list[dict[str, Any]]:
+    """The rows of metrics.jsonl; none when it is missing (a run of 0 epochs writes none)."""
+    if not path.exists():
+        return []
+    try:
+        rows = [json.loads(line) for line in _read_text(path).splitlines() if line.strip()]
+    except json.JSONDecodeError as error:
+        raise ReportError(f"{path} is corrupt ({error})") from error
+    if not all(isinstance(row, dict) and {"epoch", "loss", "acc"} <= set(row) for row in rows):
+        raise ReportError(f"{path} is corrupt (a row without epoch, loss and acc)")
+    return rows
 
 
 def _read_text(path: Path) -> str:

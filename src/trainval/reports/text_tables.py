@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from trainval.reports.scores import Scores
-
-
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.2f}%"
+from trainval.stats import format_interval, format_percent
 
 
 def class_table(scores: Scores) -> str:
@@ -14,10 +11,9 @@ def class_table(scores: Scores) -> str:
     width = max(len("class"), *(len(score.name) for score in scores.classes))
     lines = [f"{'class':<{width}}  {'images':>6}  {'precision':>9}  {'recall':>7}  95% CI of recall"]
     for score in scores.classes:
-        interval = "—" if score.recall_interval is None else \
-            f"{score.recall_interval[0] * 100:.1f}-{score.recall_interval[1] * 100:.1f}%"
-        lines.append(f"{score.name:<{width}}  {score.support:>6}  {_percent(score.precision):>9}  "
-                     f"{_percent(score.recall):>7}  {interval}")
+        interval = format_interval(score.recall_interval, digits=1)
+        lines.append(f"{score.name:<{width}}  {score.support:>6}  {format_percent(score.precision):>9}  "
+                     f"{format_percent(score.recall):>7}  {interval}")
     return "\n".join(lines)
 
 

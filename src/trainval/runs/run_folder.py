@@ -139,13 +139,29 @@ class RunFolder:
                               f"Finish it with {folder.command_hint()}")
         return folder.final_model
 
+    def seeds(self) -> list[int] | None:
+        """The seeds of a ``--seeds`` set whose parent folder this is; None for a single run."""
+        seeds = self.read_config().get("seeds")
+        if seeds is None:
+            return None
+        if not isinstance(seeds, list) or not seeds or not all(isinstance(seed, int) for seed in seeds):
+            raise CheckpointError(f"{self.config_file} has an invalid list of seeds; start the runs again")
+        return seeds
+
+    def seed_run(self, seed: int) -> RunFolder:
+        """The run folder of ``seed`` inside this parent folder of a ``--seeds`` set."""
+        return RunFolder(self.path / f"seed-{seed}")
+
     def refuse_seeds_parent(self) -> None:
         """A ConfigError if this is the parent folder of a ``--seeds`` run rather than one run."""
-        seeds = self.read_config().get("seeds")
+        seeds = self.seeds()
         if seeds:
             raise ConfigError(f"{self.path} holds one run per seed ({len(seeds)} of them) and a summary.json; "
-                              f"pass one of the runs, e.g. {self.path / f'seed-{seeds[0]}'}")
+                              f"pass one of the runs, e.g. {self.seed_run(seeds[0]).path}")
 
     def command_hint(self) -> str:
-        """The command that resumes this run."""
+        """The command that resumes this run (the whole set, for one seed of a ``--seeds`` set)."""
+        parent = RunFolder(self.path.parent)
+        if parent.config_file.exists() and parent.seeds():
+            return f"trainval train --resume {parent.path}"
         return f"trainval train --resume {self.path}"

@@ -1,0 +1,113 @@
+"""``TrainConfig``: one training run's settings, as the CLI takes them and config.json keeps them."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from trainval import presets
+from trainval.errors import CheckpointError, ConfigError
+from trainval.presets import Preset
+
+VALIDATION_MODES = ("holdout", "test", "none")
+MONITORS = ("val_acc", "val_loss", "acc", "loss")  # what a run logs each epoch
+_CHECKPOINT_EVERY = re.compile(r"^(?:(?P<steps>\d+)|(?P<amount>\d+(?:\.\d+)?)(?P<unit>[smh]))$")
+_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_checkpoint_every(text: str) -> tuple[int | None, float | None]:
+    """``"500"``: every 500 steps; ``"90s"``, ``"10m"``, ``"1h"``: every so long; ``"epoch"``: epoch ends only.
+
+    Returns (steps, seconds), at most one of them set.
+    """
+    if text == "epoch":
+        return None, None
+    match = _CHECKPOINT_EVERY.match(text.strip()) if isinstance(text, str) else None
+    if match is None or (match["steps"] is not None and int(match["steps"]) < 1) or \
+            (match["amount"] is not None and float(match["amount"]) <= 0):
+        raise ConfigError(f"checkpoint-every must be a number of steps (500), a time (90s, 10m, 1h) or 'epoch'; "
+                          f"got {text!r}")
+    if match["steps"] is not None:
+        return int(match["steps"]), None
+    return None, float(match["amount"]) * _SECONDS_PER_UNIT[match["unit"]]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: a preset, the data, and the few things a user commonly overrides."""
+
+    preset: str | Preset | None = None  # a name from trainval.presets.names(), a Preset, or None: see resolve_preset
+    dataset: str = "cifar10"
+    model: str | None = None  # None: the preset's
+    epochs: int | None = None  # None: the preset's
+    batch_size: int | None = None  # None: the preset's; the learning rate scales with it
+    learning_rate: float | None = None  # None: the preset's (scaled to the batch size)
+    seed: int = 0  # seeds weight init, the holdout split, shuffling, augmentation and dropout
+    data_dir: str | None = None  # None: TRAINVAL_DATA, else the download cache
+    precision: str = "auto"  # auto | bf16 | fp32
+    validation: str = "holdout"  # holdout: from training data; test: the tutorial's way; none
+    holdout_size: int | float = 5000  # images held out with validation == "holdout": a count, or a fraction in (0, 1)
+    patience: int | None = None  # stop after this many epochs without a better monitored score; None: never
+    monitor: str = "val_acc"  # the validation metric that picks the best model (and early stopping)
+    runs_dir: str | None = "runs"  # where run folders go; None: write no run folder
+    name: str | None = None  # the run folder's name; None: the date and time
+    checkpoint_every: str = "60s"  # mid-epoch checkpoints, besides every epoch end: see parse_checkpoint_every
+    output: str | None = None  # another folder to save the final model in
+    verbose: int | str = "auto"
+
+    def check(self) -> None:
+        """Raise ConfigError for values no run could use."""
+        if self.validation not in VALIDATION_MODES:
+            raise ConfigError(f"validation must be one of {', '.join(VALIDATION_MODES)}; got {self.validation!r}")
+        for name, minimum in (("epochs", 0), ("batch_size", 1), ("seed", 0), ("patience", 0)):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+                raise ConfigError(f"{name.replace('_', '-')} must be an integer >= {minimum}; got {value!r}")
+        if self.learning_rate is not None and (isinstance(self.learning_rate, bool)
+                                               or not isinstance(self.learning_rate, (int, float))
+                                               or not 0 < self.learning_rate < math.inf):
+            raise ConfigError(f"learning-rate must be a positive finite number; got {self.learning_rate!r}")
+        for name in ("dataset", "precision", "monitor", "checkpoint_every"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name.replace('_', '-')} must be a string; got {getattr(self, name)!r}")
+        for name in ("model", "data_dir", "runs_dir", "name", "output"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name.replace('_', '-')} must be a string or None; got {getattr(self, name)!r}")
+        size = self.holdout_size
+        if isinstance(size, bool) or not isinstance(size, (int, float)) or (isinstance(size, int) and size < 1):
+            raise ConfigError(f"holdout-size must be a count >= 1 or a fraction in (0, 1); got {size!r}")
+        if isinstance(size, float) and not 0.0 < size < 1.0:
+            raise ConfigError(f"holdout-size as a fraction must lie strictly between 0 and 1; got {size!r}")
+        if self.monitor not in MONITORS:
+            raise ConfigError(f"monitor must be one of {', '.join(MONITORS)}; got {self.monitor!r}")
+        if self.monitor.startswith("val_") and self.validation == "none" and self.patience is not None:
+            raise ConfigError(f"--patience watches {self.monitor}, which needs validation; drop --validation none")
+        parse_checkpoint_every(self.checkpoint_every)
+
+    def resolve_preset(self) -> Preset:
+        """The preset with this config's overrides applied. With no preset named, a named model
+        brings its own recipe (``seed-cnn``: the tutorial's) and otherwise the ``94`` preset runs."""
+        if self.preset is None:
+            preset = presets.for_model(self.model)
+        else:
+            preset = self.preset if isinstance(self.preset, Preset) else presets.get(self.preset)
+        return preset.with_overrides(self.model, self.epochs, self.batch_size, self.learning_rate)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for config.json (a Preset object is recorded by its name)."""
+        values = asdict(self)
+        if isinstance(self.preset, Preset):
+            values["preset"] = self.preset.name
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """The config :meth:`to_dict` wrote; a CheckpointError for entries this trainval does not know."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise CheckpointError(f"config.json has settings this trainval does not know ({', '.join(unknown)}); "
+                                  "resume it with the trainval version that started it")
+        return cls(**values)

@@ -35,24 +35,30 @@ def test_seeds_train_one_run_each_and_summarise(cifar_dir, capsys):
         assert "runs/s holds one run per seed (3 of them)" in capsys.readouterr().err
 
 
-def test_an_interrupted_set_of_seeds_resumes_where_it_stopped(cifar_dir, monkeypatch, capsys):
-    assert main(["train", "--data-dir", str(cifar_dir), *ARGS, "--seeds", "2", "--name", "whole"]) == 0
-    whole = json.loads(open("runs/whole/summary.json").read())
-
+@pytest.fixture
+def second_seed_crashes(monkeypatch):
+    """Make training seed 1 fail; returns the real run_training, to put back with monkeypatch."""
     real_run_training = seeds_module.run_training
+
     def crash_on_second_seed(config, announce):
         if config.seed == 1:
             raise TrainingDiverged("simulated crash")
         return real_run_training(config, announce=announce)
     monkeypatch.setattr(seeds_module, "run_training", crash_on_second_seed)
+    return real_run_training
+
+
+def test_an_interrupted_set_of_seeds_resumes_where_it_stopped(cifar_dir, monkeypatch, capsys, second_seed_crashes):
     assert main(["train", "--data-dir", str(cifar_dir), *ARGS, "--seeds", "2", "--name", "cut"]) == 1
     assert [row["seed"] for row in json.loads(open("runs/cut/summary.json").read())["seeds"]] == [0]
 
-    monkeypatch.setattr(seeds_module, "run_training", real_run_training)
+    monkeypatch.setattr(seeds_module, "run_training", second_seed_crashes)  # the real one again
     assert main(["train", "--resume", "runs/cut"]) == 0
     resumed = json.loads(open("runs/cut/summary.json").read())
-    assert [row["test_accuracy"] for row in resumed["seeds"]] == [row["test_accuracy"] for row in whole["seeds"]]
     assert "2 seeds: test accuracy" in capsys.readouterr().out
+    assert main(["train", "--data-dir", str(cifar_dir), *ARGS, "--seeds", "2", "--name", "whole"]) == 0
+    whole = json.loads(open("runs/whole/summary.json").read())
+    assert [row["test_accuracy"] for row in resumed["seeds"]] == [row["test_accuracy"] for row in whole["seeds"]]
 
 
 def test_seeds_refuse_settings_that_cannot_apply(cifar_dir, capsys):
@@ -79,13 +85,7 @@ def test_a_set_started_from_a_preset_object_resumes_only_with_that_recipe(cifar_
         assert (saved["epochs"], saved["label_smoothing"]) == (2, 0.0)
 
 
-def test_resuming_a_set_refuses_output_and_each_seed_points_at_the_set(cifar_dir, capsys, monkeypatch):
-    real_run_training = seeds_module.run_training
-    def crash_on_second_seed(config, announce):
-        if config.seed == 1:
-            raise TrainingDiverged("simulated crash")
-        return real_run_training(config, announce=announce)
-    monkeypatch.setattr(seeds_module, "run_training", crash_on_second_seed)
+def test_resuming_a_set_refuses_output_and_each_seed_points_at_the_set(cifar_dir, capsys, second_seed_crashes):
     assert main(["train", "--data-dir", str(cifar_dir), *ARGS[:-2], "--verbose", "2", "--seeds", "2",
                  "--name", "set"]) == 1
     assert "if interrupted: trainval train --resume runs/set)" in capsys.readouterr().out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,10 +75,10 @@ def evaluate_saved_model(path: str | os.PathLike[str], split: str = "test", data
 
 def _run_precision(path: str | os.PathLike[str]) -> str:
     """The precision a finished run scored its test set in, else ``"auto"``."""
-    try:
-        precision = json.loads(RunFolder(path).result_file.read_text()).get("precision")
-    except (OSError, ValueError, AttributeError):
+    folder = RunFolder(path)
+    if not folder.result_file.exists():
         return "auto"
+    precision = folder.read_result().get("precision")
     return precision if precision in PRECISIONS else "auto"
 
 

@@ -76,7 +76,7 @@ def _onnx_bytes(model: Model) -> bytes:
         raise ExportError(f"exporting to ONNX needs the packages onnx and onnxscript ({error}); {_INSTALL_HINT}") from error
     if model.input_shape is None:
         raise ExportError("the model does not know its input shape yet; export a trained or loaded model")
-    if _torch_version() < (2, 5):
+    if torch.__version__ < "2.5":  # a TorchVersion: compares as a version, not as text
         raise ExportError(f"exporting to ONNX needs torch >= 2.5 (this is {torch.__version__}); upgrade torch")
     was_training = model.module.training
     graph = ProbabilityGraph(model.module, model.tta).eval()
@@ -102,11 +102,6 @@ def _onnx_bytes(model: Model) -> bytes:
                                            "input": "uint8 images (N, height, width, channels)",
                                            "output": "class probabilities (N, classes)"})
     return exported.SerializeToString()
-
-
-def _torch_version() -> tuple[int, int]:
-    major, minor = torch.__version__.split(".")[:2]
-    return int(major), int("".join(filter(str.isdigit, minor)) or 0)
 
 
 def check_onnx(model: Model, path: str | os.PathLike[str], images: np.ndarray | None = None) -> OnnxCheck:

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -119,10 +118,10 @@ def _train_seeds(parent: RunFolder, config: TrainConfig, seeds: list[int], annou
 
 
 def _finished_seed(seed: int, folder: RunFolder) -> SeedRun:
+    retrain = f"delete the folder {folder.path} and resume to train that seed again"
+    values = folder.read_result(hint=retrain)
     try:
-        values = json.loads(folder.result_file.read_text())
         return SeedRun(seed, folder.path, float(values["test_accuracy"]), tuple(values["test_interval_95"]),
                        float(values["seconds"]["total"]))
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{folder.result_file} is unreadable or corrupt ({error}); delete the folder "
-                              f"{folder.path} and resume to train that seed again") from error
+    except (ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{folder.result_file} is unreadable or corrupt ({error}); {retrain}") from error

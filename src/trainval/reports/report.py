@@ -13,12 +13,12 @@ from trainval import saving
 from trainval.atomic_files import write_bytes_atomically
 from trainval.errors import ModelFileError, OutputError, ReportError
 from trainval.evaluation import evaluate_saved_model
-from trainval.stats import format_accuracy
 from trainval.reports import plots
 from trainval.reports.html_report import render_report
 from trainval.reports.predictions_file import SavedPredictions
 from trainval.reports.scores import Scores, score_predictions
 from trainval.runs.run_folder import RunFolder
+from trainval.stats import format_accuracy
 
 
 def write_report(path: str | os.PathLike[str], announce: Callable[[str], None] = print) -> Path:
@@ -32,7 +32,7 @@ def write_report(path: str | os.PathLike[str], announce: Callable[[str], None] =
     if not folder.result_file.exists():
         raise ReportError(f"the run in {path} has not finished, so it has no test score to report yet; "
                           f"finish it with {folder.command_hint()}")
-    result = _read_json(folder.result_file)
+    result = folder.read_result()
     epochs = _read_epochs(folder.metrics_jsonl)
     try:
         predictions = SavedPredictions.read(folder.test_predictions)
@@ -132,13 +132,3 @@ def _read_text(path: Path) -> str:
         raise ReportError(f"{path} is missing; the run folder is incomplete") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ReportError(f"{path} is unreadable ({error})") from error
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        values = json.loads(_read_text(path))
-    except json.JSONDecodeError as error:
-        raise ReportError(f"{path} is corrupt ({error})") from error
-    if not isinstance(values, dict):
-        raise ReportError(f"{path} is corrupt (not a JSON object)")
-    return values

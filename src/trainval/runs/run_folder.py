@@ -123,6 +123,17 @@ class RunFolder:
             raise CheckpointError(f"{self.config_file} is unreadable or corrupt ({error}); this run cannot be "
                                   "resumed, start a new one") from error
 
+    def read_result(self, hint: str = "score the run's model again with trainval evaluate") -> dict[str, Any]:
+        """What ``result.json`` holds (the run's test scores); a CheckpointError, ending with ``hint``,
+        if it is unreadable."""
+        try:
+            values = json.loads(self.result_file.read_text())
+            if not isinstance(values, dict):
+                raise ValueError("not a JSON object")
+            return values
+        except (OSError, ValueError) as error:
+            raise CheckpointError(f"{self.result_file} is unreadable or corrupt ({error}); {hint}") from error
+
     @staticmethod
     def model_in(path: str | os.PathLike[str]) -> Path:
         """The saved-model folder ``path`` stands for: ``path`` itself, or a finished run folder's final model."""

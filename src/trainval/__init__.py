@@ -9,15 +9,15 @@
 __version__ = "0.1.0"
 
 from trainval import callbacks, datasets, errors, presets
-from trainval.api import create_model, list_models, load_model
+from trainval.api import create_model, describe_model, list_models, load_model
 from trainval.config import TrainConfig
-from trainval.experiment import resume_training, run_training
 from trainval.data.augment import Augmentation
+from trainval.experiment import resume_training, run_training
 from trainval.model import Model
 from trainval.training import losses, optimizers
 from trainval.training.averaging import Lookahead
 from trainval.training.callbacks import Callback, History
 
 __all__ = ["Augmentation", "Callback", "History", "Lookahead", "Model", "TrainConfig", "callbacks", "create_model",
-           "datasets", "errors", "list_models", "load_model", "losses", "optimizers", "presets", "resume_training",
-           "run_training", "__version__"]
+           "datasets", "describe_model", "errors", "list_models", "load_model", "losses", "optimizers", "presets",
+           "resume_training", "run_training", "__version__"]

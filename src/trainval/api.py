@@ -1,14 +1,16 @@
-"""The top-level functions: build a model by name, list the names, load a saved model."""
+"""The top-level functions: build a model by name, list and describe the names, load a saved model."""
 
 from __future__ import annotations
 
 import inspect
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from trainval import models, saving
 from trainval.errors import ConfigError, ModelFileError
@@ -20,6 +22,31 @@ from trainval.training.losses import CategoricalCrossentropy
 def list_models() -> list[str]:
     """Names accepted by :func:`create_model`, sorted."""
     return models.registered_names()
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """What one architecture costs for a given input: its size and its compute per image."""
+
+    name: str
+    description: str
+    parameters: int  # trainable and frozen
+    flops_per_image: int  # a multiply-add counts 2; convolutions and matrix products (torch's FlopCounterMode)
+
+
+def describe_model(name: str, num_classes: int = 10, input_shape: Sequence[int] = (32, 32, 3),
+                   **options: Any) -> ModelDescription:
+    """Parameters and forward-pass FLOPs per image of the architecture ``name`` built for ``input_shape``.
+
+    >>> trainval.describe_model("seed-cnn").parameters
+    1250858
+    """
+    model = create_model(name, num_classes, input_shape, seed=0, device="cpu", **options)
+    height, width, channels = model.input_shape
+    model.module.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.module(torch.zeros(1, channels, height, width))
+    return ModelDescription(name, models.get_entry(name).description, model.count_params(), counter.get_total_flops())
 
 
 def create_model(name: str, num_classes: int = 10, input_shape: Sequence[int] = (32, 32, 3), *,

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from trainval import datasets, presets
-from trainval.errors import ConfigError
 from trainval.config import TrainConfig
+from trainval.errors import ConfigError
 from trainval.experiment import run_training
 from trainval.stats import spread
 from trainval.training.precision import resolve_device, resolve_precision
@@ -119,7 +119,7 @@ def measure_throughput(preset_name: str, steps: int, data_dir: str | None = None
     if steps < 1 or count > len(x_train):
         raise ConfigError(f"timing {steps} steps of preset {preset_name} (plus one warm-up step) needs {count} "
                           f"training images, and there are {len(x_train)}; choose fewer steps (at least 1)")
-    model = preset.build_model(len(data.CLASS_NAMES), x_train.shape[1:], seed=0, precision=precision)
+    model = preset.build_model(data.num_classes, x_train.shape[1:], seed=0, precision=precision)
     warmup = preset.batch_size
     model.fit(x_train[:warmup], y_train[:warmup], batch_size=preset.batch_size, verbose=0, seed=0)
     started = time.perf_counter()

@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trainval import __version__, datasets, presets
-from trainval.api import list_models, load_model
+from trainval.api import describe_model, list_models, load_model
 from trainval.atomic_files import write_bytes_atomically
 from trainval.bench import BenchReport, SeedResult, compare_throughput, run_bench
+from trainval.config import MONITORS, VALIDATION_MODES, TrainConfig
+from trainval.datasets import image_folder
 from trainval.errors import ConfigError, ExportError, OutputError, TrainvalError
 from trainval.evaluation import SPLITS, evaluate_saved_model
-from trainval.config import MONITORS, VALIDATION_MODES, TrainConfig
 from trainval.experiment import resume_training, run_training
 from trainval.export import FORMATS, check_onnx, export_model
 from trainval.prediction import predict_image_files
@@ -26,6 +27,8 @@ from trainval.stats import accuracy_line, format_accuracy, format_spread
 from trainval.training.precision import PRECISIONS
 
 _DEFAULTS = TrainConfig()
+_DATASET_HELP = (f"data set: {', '.join(datasets.names())}, or {datasets.FOLDER_PREFIX}PATH for a folder with one "
+                 "sub-folder of images per class (see trainval datasets)")
 
 
 def _add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -33,8 +36,7 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
                         help="training recipe: " + "; ".join(f"{name}: {presets.get(name).description}".replace("%", "%%")
                                                             for name in presets.names())
                              + f" (default: {presets.DEFAULT}, or the recipe of the --model given: tutorial for seed-cnn)")
-    parser.add_argument("--dataset", default=_DEFAULTS.dataset, choices=datasets.names(),
-                        help="data set to train on (default: %(default)s)")
+    parser.add_argument("--dataset", default=_DEFAULTS.dataset, help=_DATASET_HELP + " (default: %(default)s)")
     parser.add_argument("--data-dir", default=None,
                         help="folder holding the data set files (default: $TRAINVAL_DATA, else download to ~/.cache/trainval)")
     parser.add_argument("--precision", default=_DEFAULTS.precision, choices=PRECISIONS,
@@ -63,6 +65,12 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=_DEFAULTS.seed,
                        help="seeds initial weights, the holdout split, shuffling, augmentation and dropout "
                             "(same seed, same result on CPU; default: %(default)s)")
+    train.add_argument("--image-size", type=int, metavar="PIXELS",
+                       help=f"folder data sets: images are cropped to a square and resized to this many pixels a side "
+                            f"(default: {image_folder.DEFAULT_IMAGE_SIZE})")
+    train.add_argument("--test-fraction", type=float, metavar="FRACTION",
+                       help="folder data sets without train/ and test/ sub-folders: the share of each class's images "
+                            f"held out as the test set (default: {image_folder.DEFAULT_TEST_FRACTION})")
     train.add_argument("--seeds", type=int, metavar="N",
                        help="train N runs with seeds --seed .. --seed+N-1, each in RUN/seed-K/, and print the mean, "
                             "std, min and max of their test accuracy and time (also in RUN/summary.json)")
@@ -116,7 +124,7 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", choices=SPLITS,
                           help="test set, the run's validation (holdout) images, or its training images "
                                "(default: %(default)s)")
-    evaluate.add_argument("--dataset", choices=datasets.names(), help="data set (default: the run's, else cifar10)")
+    evaluate.add_argument("--dataset", help=_DATASET_HELP + " (default: the run's, else cifar10)")
     evaluate.add_argument("--data-dir", default=None, help="folder holding the data set files (default: the run's, "
                                                            "else $TRAINVAL_DATA, else the download cache)")
     evaluate.add_argument("--precision", choices=PRECISIONS,
@@ -158,6 +166,20 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--compare-steps", type=int, default=50,
                        help="steps each network trains for in --compare (default: %(default)s)")
     bench.set_defaults(handler=_bench)
+
+    listing = commands.add_parser("datasets", help="list the data sets: classes, image shape, sizes",
+                                  description="List the registered data sets, and how to use a folder of your own "
+                                              "images.")
+    listing.set_defaults(handler=_datasets)
+
+    model_list = commands.add_parser(
+        "models", help="list the architectures with their parameters and FLOPs per image",
+        description="List the registered architectures (default options), with their parameter count and the "
+                    "forward pass's FLOPs per image (a multiply-add counts 2; convolutions and matrix products) for "
+                    "a data set's image shape and class count.")
+    model_list.add_argument("--dataset", default=_DEFAULTS.dataset, choices=datasets.names(),
+                            help="whose image shape and class count to build the models for (default: %(default)s)")
+    model_list.set_defaults(handler=_models)
     return parser
 
 
@@ -194,7 +216,8 @@ def _train(args: argparse.Namespace) -> int:
     else:
         config = TrainConfig(
             preset=args.preset, dataset=args.dataset, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-            learning_rate=args.learning_rate, seed=args.seed, data_dir=args.data_dir, precision=args.precision,
+            learning_rate=args.learning_rate, seed=args.seed, data_dir=args.data_dir, image_size=args.image_size,
+            test_fraction=args.test_fraction, precision=args.precision,
             validation=args.validation, holdout_size=args.holdout_size, patience=args.patience, monitor=args.monitor,
             runs_dir=args.runs_dir, name=args.name, checkpoint_every=args.checkpoint_every, output=args.output,
             verbose=verbose,
@@ -283,6 +306,34 @@ def _export(args: argparse.Namespace) -> int:
             print(f"Checked with onnxruntime on {check.images} random images: same top-1 class on "
                   f"{check.same_top1}/{check.images}, largest probability difference "
                   f"{check.max_probability_difference:.1e}")
+    return 0
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    print(f"{'name':<16} {'classes':>7}  {'images':<9} {'train':>7} {'test':>7}  description")
+    for name in datasets.names():
+        dataset = datasets.get(name)
+        height, width, channels = dataset.image_shape
+        train, test = dataset.sizes
+        print(f"{name:<16} {dataset.num_classes:>7}  {f'{height}x{width}x{channels}':<9} {train:>7,} {test:>7,}  "
+              f"{dataset.description}")
+    print(f"{datasets.FOLDER_PREFIX + 'PATH':<16} your own images, one sub-folder per class: PATH/CLASS/*.png|jpg "
+          "(--test-fraction of each class held out as the test set) or PATH/train/CLASS/ and PATH/test/CLASS/; "
+          "resized to --image-size pixels a side")
+    print("Files are looked for in --data-dir, else $TRAINVAL_DATA (or their NAME/ sub-folder), else downloaded to "
+          "~/.cache/trainval/NAME and checked against their published MD5s.")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    dataset = datasets.get(args.dataset)
+    height, width, channels = dataset.image_shape
+    print(f"For {args.dataset}: {height}x{width}x{channels} images, {dataset.num_classes} classes")
+    print(f"{'name':<10} {'parameters':>11} {'MFLOPs/image':>13}  description")
+    for name in list_models():
+        described = describe_model(name, dataset.num_classes, dataset.image_shape)
+        print(f"{name:<10} {described.parameters:>11,} {described.flops_per_image / 1e6:>13,.1f}  "
+              f"{described.description}")
     return 0
 
 

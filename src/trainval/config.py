@@ -7,7 +7,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from trainval import presets
+from trainval import datasets, presets
 from trainval.errors import CheckpointError, ConfigError
 from trainval.presets import Preset
 
@@ -46,6 +46,8 @@ class TrainConfig:
     learning_rate: float | None = None  # None: the preset's (scaled to the batch size)
     seed: int = 0  # seeds weight init, the holdout split, shuffling, augmentation and dropout
     data_dir: str | None = None  # None: TRAINVAL_DATA, else the download cache
+    image_size: int | None = None  # folder data sets: pixels a side (None: 32)
+    test_fraction: float | None = None  # folder data sets without train/ and test/: share held out as test (None: 0.2)
     precision: str = "auto"  # auto | bf16 | fp32
     validation: str = "holdout"  # holdout: from training data; test: the tutorial's way; none
     holdout_size: int | float = 5000  # images held out with validation == "holdout": a count, or a fraction in (0, 1)
@@ -85,15 +87,22 @@ class TrainConfig:
         if self.monitor.startswith("val_") and self.validation == "none" and self.patience is not None:
             raise ConfigError(f"--patience watches {self.monitor}, which needs validation; drop --validation none")
         parse_checkpoint_every(self.checkpoint_every)
+        self.find_dataset()
+
+    def find_dataset(self) -> datasets.Dataset:
+        """The data set this config names, with its folder options."""
+        return datasets.get(self.dataset, image_size=self.image_size, test_fraction=self.test_fraction)
 
     def resolve_preset(self) -> Preset:
-        """The preset with this config's overrides applied. With no preset named, a named model
-        brings its own recipe (``seed-cnn``: the tutorial's) and otherwise the ``94`` preset runs."""
+        """The preset with this config's overrides applied, fitted to the data set (no mirroring where it
+        changes classes). With no preset named, a named model brings its own recipe (``seed-cnn``:
+        the tutorial's) and otherwise the ``94`` preset runs."""
         if self.preset is None:
             preset = presets.for_model(self.model)
         else:
             preset = self.preset if isinstance(self.preset, Preset) else presets.get(self.preset)
-        return preset.with_overrides(self.model, self.epochs, self.batch_size, self.learning_rate)
+        preset = preset.with_overrides(self.model, self.epochs, self.batch_size, self.learning_rate)
+        return preset if self.find_dataset().mirror_safe else preset.without_mirroring()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for config.json (a Preset object is recorded by its name)."""

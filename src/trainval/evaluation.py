@@ -10,9 +10,10 @@ import numpy as np
 
 from trainval import datasets
 from trainval.api import load_model
+from trainval.config import TrainConfig
 from trainval.data.splits import holdout_split
 from trainval.errors import ConfigError
-from trainval.config import TrainConfig
+from trainval.model import Model
 from trainval.reports.scores import Scores
 from trainval.runs.run_folder import RunFolder
 from trainval.training.precision import PRECISIONS
@@ -47,12 +48,11 @@ def evaluate_saved_model(path: str | os.PathLike[str], split: str = "test", data
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
     run_config = _run_config(path)
-    dataset = dataset or (run_config.dataset if run_config else "cifar10")
     model = load_model(path, precision=precision or _run_precision(path))
-    data = datasets.get(dataset)
-    if model.num_classes != len(data.CLASS_NAMES):
-        raise ConfigError(f"the model predicts {model.num_classes} classes but {dataset} has "
-                          f"{len(data.CLASS_NAMES)}; pass the --dataset it was trained on")
+    data = _dataset_for(model, dataset, run_config)
+    if model.num_classes != data.num_classes:
+        raise ConfigError(f"the model predicts {model.num_classes} classes but {data.name} has "
+                          f"{data.num_classes}; pass the --dataset it was trained on")
     (x_train, y_train), (x_test, y_test) = data.load_data(data_dir or (run_config.data_dir if run_config else None))
     if split == "test":
         images, labels = x_test, y_test
@@ -68,9 +68,20 @@ def evaluate_saved_model(path: str | os.PathLike[str], split: str = "test", data
         else:
             images, labels = x_train, y_train
     scores, probabilities = model.evaluate_detailed(images, labels, batch_size=batch_size,
-                                                    class_names=model.class_names or data.CLASS_NAMES)
-    return SavedModelEvaluation(RunFolder.model_in(path), dataset, split, scores, model.tta, model.precision,
+                                                    class_names=model.class_names or data.class_names)
+    return SavedModelEvaluation(RunFolder.model_in(path), data.name, split, scores, model.tta, model.precision,
                                 images, labels, probabilities)
+
+
+def _dataset_for(model: Model, name: str | None, run_config: TrainConfig | None) -> datasets.Dataset:
+    """The data set named (a folder's images sized for the model), else the run's own, else CIFAR-10."""
+    if name is None:
+        return run_config.find_dataset() if run_config else datasets.get("cifar10")
+    if name.startswith(datasets.FOLDER_PREFIX) and model.input_shape is not None:
+        same_folder = run_config is not None and run_config.dataset == name
+        return datasets.get(name, image_size=model.input_shape[0],
+                            test_fraction=run_config.test_fraction if same_folder else None)
+    return datasets.get(name)
 
 
 def _run_precision(path: str | os.PathLike[str]) -> str:

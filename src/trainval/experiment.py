@@ -9,21 +9,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from trainval import datasets
-from trainval.data.splits import holdout_split
 from trainval.config import TrainConfig, parse_checkpoint_every
+from trainval.data.splits import holdout_split
 from trainval.errors import CheckpointError, ConfigError, TrainvalError
 from trainval.model import Model
 from trainval.presets import Preset
-from trainval.runs.backup import CHECKPOINT_FILE, BackupAndRestore, peek
-from trainval.runs.metric_logs import CSVLogger, JSONLogger
-from trainval.runs.model_checkpoint import ModelCheckpoint
 from trainval.reports.predictions_file import SavedPredictions
 from trainval.reports.report import write_report
 from trainval.reports.scores import Scores
+from trainval.runs.backup import CHECKPOINT_FILE, BackupAndRestore, peek
+from trainval.runs.metric_logs import CSVLogger, JSONLogger
+from trainval.runs.model_checkpoint import ModelCheckpoint
 from trainval.runs.run_folder import RunFolder, software_versions
 from trainval.training.callbacks import Callback, History
 from trainval.training.early_stopping import EarlyStopping
+
 
 @dataclass
 class TrainResult:
@@ -118,7 +118,7 @@ def _run_callbacks(config: TrainConfig, folder: RunFolder | None, validating: bo
 
 def _run(config: TrainConfig, preset: Preset, folder: RunFolder | None, announce: Callable[[str], None]) -> TrainResult:
     started = time.perf_counter()
-    dataset = datasets.get(config.dataset)
+    dataset = config.find_dataset()
     (x_train, y_train), (x_test, y_test) = dataset.load_data(config.data_dir)
     data_seconds = time.perf_counter() - started
 
@@ -132,9 +132,8 @@ def _run(config: TrainConfig, preset: Preset, folder: RunFolder | None, announce
         announce("Note: validating on the test set, as the tutorial does, makes the test accuracy below a "
                  "biased (optimistic) estimate; use --validation holdout for an honest one.")
 
-    num_classes = len(dataset.CLASS_NAMES)
-    model = preset.build_model(num_classes, x_train.shape[1:], seed=config.seed, class_names=dataset.CLASS_NAMES,
-                               precision=config.precision)
+    model = preset.build_model(dataset.num_classes, x_train.shape[1:], seed=config.seed,
+                               class_names=dataset.class_names, precision=config.precision)
     announce(f"Preset {preset.name}: {preset.to_dict()}")
     announce(f"Model {preset.model}: {model.count_params():,} parameters on {model.device.type}, "
              f"precision {model.precision}; seed {config.seed}")

@@ -12,15 +12,14 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from trainval.api import create_model
+from trainval.data.augment import Augmentation
+from trainval.errors import ConfigError
 from trainval.model import Model
+from trainval.models import get_entry
+from trainval.registry import Registry
 from trainval.training.averaging import Lookahead
 from trainval.training.callbacks import Callback
 from trainval.training.losses import CategoricalCrossentropy
-
-from trainval.data.augment import Augmentation
-from trainval.errors import ConfigError
-from trainval.models import get_entry
-from trainval.registry import Registry
 from trainval.training.optimizers import SGD, OptimizerSpec
 from trainval.training.schedules import WarmupLinearDecay
 
@@ -57,6 +56,12 @@ class Preset:
         if learning_rate is not None:
             changed = replace(changed, optimizer=replace(changed.optimizer, learning_rate=learning_rate))
         return changed
+
+    def without_mirroring(self) -> Preset:
+        """This preset with no left-right flips in augmentation or TTA, for data whose classes change
+        when mirrored (digits). TTA goes to level 0, since every TTA level includes the flip."""
+        augmentation = self.augmentation and replace(self.augmentation, flip="none")
+        return replace(self, augmentation=augmentation, tta=0)
 
     def build_model(self, num_classes: int, input_shape: Sequence[int], *, seed: int | None = None,
                     class_names: Sequence[str] | None = None, precision: str = "auto") -> Model:
@@ -121,6 +126,16 @@ _register(replace(
     _SPEEDRUN.with_overrides(epochs=1, batch_size=256),
     name="quick", description="the tutorial's accuracy in seconds: a narrow fastnet for 1 epoch",
     model_options={"widths": (32, 64, 128)}, lookahead=False, tta=1,
+))
+
+# The same ingredients on a standard ResNet-18, whose trainable BatchNorm scales and plain
+# initialisation want the classic CIFAR settings: lr 0.1 per 128 images, momentum 0.9, decay 5e-4.
+_register(Preset(
+    name="resnet18",
+    description="ResNet-18 in 5 epochs: SGD with warm-up and linear decay, label smoothing, flip and shift, flip TTA",
+    model="resnet18", epochs=5, batch_size=512,
+    optimizer=speedrun_sgd(512, lr_per_1024=0.8, weight_decay=5e-4, momentum=0.9, norm_lr_scale=1.0),
+    label_smoothing=0.1, augmentation=Augmentation(flip="alternating", translate=2), tta=1,
 ))
 
 

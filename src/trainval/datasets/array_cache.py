@@ -12,11 +12,13 @@ from trainval.atomic_files import atomic_writer
 from trainval.datasets.locations import cache_root
 
 Arrays = dict[str, np.ndarray]
+Split = tuple[np.ndarray, np.ndarray]  # (images, labels)
+TRAIN_TEST_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def source_fingerprint(paths: Iterable[Path]) -> str:
-    """A short key that changes whenever any source file is replaced, grown or touched."""
-    digest = hashlib.sha256()
+def source_fingerprint(paths: Iterable[Path], settings: str = "") -> str:
+    """A short key that changes whenever any source file is replaced, grown or touched, or ``settings`` change."""
+    digest = hashlib.sha256(settings.encode())
     for path in sorted(paths):
         stat = path.stat()
         digest.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
@@ -43,6 +45,13 @@ def cached_arrays(name: str, fingerprint: str, keys: Sequence[str], decode: Call
     except OSError:
         pass
     return arrays
+
+
+def cached_train_test(name: str, sources: Iterable[Path], decode: Callable[[], Arrays],
+                      settings: str = "") -> tuple[Split, Split]:
+    """``(x_train, y_train), (x_test, y_test)`` decoded from ``sources`` by ``decode()``, once per version of them."""
+    arrays = cached_arrays(name, source_fingerprint(sources, settings), TRAIN_TEST_KEYS, decode)
+    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 
 def _load_all(folder: Path, keys: Sequence[str]) -> Arrays | None:

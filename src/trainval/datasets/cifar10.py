@@ -6,14 +6,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 from trainval.datasets import array_cache, cifar_format
 from trainval.datasets.download import download_and_verify
-from trainval.datasets.locations import DATA_ENV_VAR, cache_root, user_data_dir
-from trainval.errors import DataError
+from trainval.datasets.locations import locate_files
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -24,12 +22,8 @@ TEST_FILE = "test_batch"
 NUM_CLASSES = 10
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
-_ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
 
-Split = tuple[np.ndarray, np.ndarray]
-
-
-def load_data(data_dir: str | os.PathLike[str] | None = None) -> tuple[Split, Split]:
+def load_data(data_dir: str | os.PathLike[str] | None = None) -> tuple[array_cache.Split, array_cache.Split]:
     """Load CIFAR-10 as ``(x_train, y_train), (x_test, y_test)``.
 
     Images are uint8 arrays of shape (50000, 32, 32, 3) and (10000, 32, 32, 3); labels are uint8
@@ -46,10 +40,8 @@ def load_data(data_dir: str | os.PathLike[str] | None = None) -> tuple[Split, Sp
     Raises:
         DataError: the files are missing, truncated, corrupt, or could not be downloaded.
     """
-    source, read_members = _locate(user_data_dir(data_dir))
-    fingerprint = array_cache.source_fingerprint(source)
-    arrays = array_cache.cached_arrays("cifar10", fingerprint, _ARRAY_NAMES, lambda: _decode(read_members))
-    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+    sources, read_members = _locate(data_dir)
+    return array_cache.cached_train_test("cifar10", sources, lambda: _decode(read_members))
 
 
 def _decode(read_members: cifar_format.ReadMembers) -> dict[str, np.ndarray]:
@@ -66,35 +58,9 @@ def _decode(read_members: cifar_format.ReadMembers) -> dict[str, np.ndarray]:
     }
 
 
-def _locate(root: Path | None) -> tuple[list[Path], cifar_format.ReadMembers]:
-    """Find the files under ``root`` (or the cache, downloading there) and say how to read them."""
-    if root is None:
-        cache = cache_root() / "cifar10"
-        found = _find_in(cache)
-        if found is not None:
-            return found
-        download_and_verify(URL, MD5, cache / ARCHIVE_NAME)
-        return _find_in(cache)  # type: ignore[return-value]
-    if root.is_file() and root.name.endswith(".tar.gz"):
-        return [root], cifar_format.tarball_reader(root, FOLDER_NAME)
-    for folder in (root, root / "cifar10"):
-        found = _find_in(folder)
-        if found is not None:
-            return found
-    where = f"--data-dir/{DATA_ENV_VAR} folder {root}" if root.exists() else f"folder {root}, which does not exist"
-    raise DataError(
-        f"no CIFAR-10 files in the {where}: expected {FOLDER_NAME}/ or {ARCHIVE_NAME} there (or in its "
-        f"cifar10/ sub-folder). Point --data-dir or {DATA_ENV_VAR} at the folder that holds them, or "
-        "leave both unset to download the data set."
-    )
-
-
-def _find_in(folder: Path) -> tuple[list[Path], cifar_format.ReadMembers] | None:
-    for extracted in (folder / FOLDER_NAME, folder):
-        if (extracted / TEST_FILE).is_file():
-            files = [extracted / name for name in TRAIN_FILES + (TEST_FILE,)]
-            return [f for f in files if f.exists()], cifar_format.folder_reader(extracted)
-    archive = folder / ARCHIVE_NAME
-    if archive.is_file():
-        return [archive], cifar_format.tarball_reader(archive, FOLDER_NAME)
-    return None
+def _locate(data_dir: str | os.PathLike[str] | None) -> cifar_format.FoundFiles:
+    return locate_files(
+        "cifar10", "CIFAR-10", data_dir,
+        find_in=lambda path: cifar_format.find_cifar_files(path, FOLDER_NAME, ARCHIVE_NAME, TRAIN_FILES + (TEST_FILE,)),
+        download_into=lambda folder: download_and_verify(URL, MD5, folder / ARCHIVE_NAME),
+        expected=f"{FOLDER_NAME}/ or {ARCHIVE_NAME}")

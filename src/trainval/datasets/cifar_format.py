@@ -18,6 +18,8 @@ _ROW_BYTES = 32 * 32 * 3
 
 # Reads named members of a data set; each comes back with a description of where it was.
 ReadMembers = Callable[[Sequence[str]], dict[str, tuple[str, bytes]]]
+# The files a load depends on (for the decoded-array cache's key) and how to read their members.
+FoundFiles = tuple[list[Path], ReadMembers]
 _CHUNK_BYTES = 1 << 20
 
 
@@ -57,6 +59,25 @@ def read_batch(blob: bytes, where: str, label_key: bytes, num_classes: int) -> t
         raise DataError(f"{where} has labels outside 0..{num_classes - 1}; download the data set again.")
     images = rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images, dtype=np.uint8), np.array(labels, dtype=np.uint8)
+
+
+def find_cifar_files(path: Path, folder_name: str, archive_name: str, members: Sequence[str]) -> FoundFiles | None:
+    """Find a CIFAR data set at ``path``: the official archive itself, the extracted ``folder_name``
+    folder or a folder holding it, or a folder holding the archive; None if there is none there.
+
+    The last of ``members`` marks an extracted folder; the others may be missing, which the reader
+    reports by name when it gets to them.
+    """
+    if path.is_file() and path.name.endswith(".tar.gz"):
+        return [path], tarball_reader(path, folder_name)
+    for extracted in (path / folder_name, path):
+        if (extracted / members[-1]).is_file():
+            files = [extracted / name for name in members]
+            return [file for file in files if file.exists()], folder_reader(extracted)
+    archive = path / archive_name
+    if archive.is_file():
+        return [archive], tarball_reader(archive, folder_name)
+    return None
 
 
 def folder_reader(folder: Path) -> ReadMembers:

@@ -130,7 +130,7 @@ class FastNet(nn.Module):
 
 
 @register_model("fastnet", description="the speed-run network: whitened 2x2 stem, 3 conv groups (64/256/256), "
-                                       "~2M parameters; options: widths, whitening, identity_init")
+                                       "options: widths, whitening, identity_init")
 def fastnet(num_classes: int = 10, input_shape: tuple[int, int, int] = (32, 32, 3),
             widths: Sequence[int] = (64, 256, 256), whitening: bool = True, identity_init: bool = True) -> nn.Module:
     """Build a :class:`FastNet`: ``widths`` sets each conv group's channels; ``whitening`` and

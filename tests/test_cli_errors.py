@@ -54,7 +54,7 @@ def test_bad_input_gives_one_clear_line_and_the_right_exit_code(cifar_dir, tmp_p
     assert "\n" not in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("choice", [["--preset", "nope"], ["--dataset", "nope"], ["--verbose", "3"], ["--monitor", "auc"]])
+@pytest.mark.parametrize("choice", [["--preset", "nope"], ["--verbose", "3"], ["--monitor", "auc"]])  # --dataset: test_cli_datasets
 def test_unknown_choices_are_usage_errors(choice, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", *choice])

@@ -8,7 +8,7 @@
 
 __version__ = "0.1.0"
 
-from trainval import callbacks, datasets, errors, presets
+from trainval import callbacks, datasets, distributed, errors, presets
 from trainval.api import create_model, describe_model, list_models, load_model
 from trainval.config import TrainConfig
 from trainval.data.augment import Augmentation
@@ -19,5 +19,5 @@ from trainval.training.averaging import Lookahead
 from trainval.training.callbacks import Callback, History
 
 __all__ = ["Augmentation", "Callback", "History", "Lookahead", "Model", "TrainConfig", "callbacks", "create_model",
-           "datasets", "describe_model", "errors", "list_models", "load_model", "losses", "optimizers", "presets",
+           "datasets", "describe_model", "distributed", "errors", "list_models", "load_model", "losses", "optimizers", "presets",
            "resume_training", "run_training", "__version__"]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainval import __version__, datasets, presets
+from trainval import __version__, datasets, distributed, presets
 from trainval.api import describe_model, list_models, load_model
 from trainval.atomic_files import write_bytes_atomically
 from trainval.bench import BenchReport, SeedResult, compare_throughput, run_bench
@@ -98,6 +99,13 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="continue the interrupted run in RUN_DIR exactly where its last checkpoint left it, "
                             "with its own settings (only --data-dir, --verbose and --output may be given with it)")
     train.add_argument("--output", default=None, help="also save the final model in this folder (load with trainval.load_model)")
+    train.add_argument("--nproc", type=int, metavar="N",
+                       help="train data-parallel in N processes on this machine, launched through torchrun (one "
+                            "per GPU; on CPUs they share the cores). --batch-size stays the global batch. For "
+                            "several machines run torchrun yourself: see docs/distributed.md")
+    train.add_argument("--sync-bn", action="store_true",
+                       help="in data-parallel training on GPUs, compute BatchNorm statistics over the global batch "
+                            "(PyTorch's SyncBatchNorm) instead of each process's share")
     train.add_argument("--verbose", default="auto", choices=["auto", "0", "1", "2"],
                        help="0 silent, 1 live progress bar, 2 one line per epoch; auto: 1 in a terminal, else 2")
     train.set_defaults(handler=_train, parser=train)
@@ -193,10 +201,44 @@ def _count_or_fraction(text: str) -> int | float:
             raise argparse.ArgumentTypeError(f"expected a count (5000) or a fraction (0.1); got {text!r}") from None
 
 
-_RESUME_MAY_CHANGE = {"resume", "data_dir", "verbose", "output", "command", "handler", "parser"}
+_RESUME_MAY_CHANGE = {"resume", "data_dir", "verbose", "output", "command", "handler", "parser", "argv", "nproc"}
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.nproc is not None:
+        if args.nproc < 1:
+            raise ConfigError(f"--nproc must be a number of processes >= 1; got {args.nproc}")
+        if args.nproc > 1 and distributed.launched_world().size == 1:
+            return _launch_with_torchrun(args.nproc, args.argv)
+    world = distributed.setup()
+    try:
+        return _train_here(args, world)
+    finally:
+        distributed.shutdown()
+
+
+def _launch_with_torchrun(nproc: int, argv: list[str]) -> int:
+    """Run this same command in ``nproc`` processes on this machine with torchrun; its exit status."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "trainval", *_without_option(argv, "--nproc")]
+    print(f"Launching {nproc} processes: torchrun {' '.join(command[3:])}", flush=True)
+    return subprocess.run(command, check=False).returncode
+
+
+def _without_option(argv: list[str], option: str) -> list[str]:
+    """``argv`` less ``option VALUE`` and ``option=VALUE``."""
+    kept, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == option:
+            skip = True
+        elif not item.startswith(option + "="):
+            kept.append(item)
+    return kept
+
+
+def _train_here(args: argparse.Namespace, world: distributed.World) -> int:
     verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
     announce = lambda line: print(line, flush=True)  # noqa: E731
     if args.resume:
@@ -220,11 +262,15 @@ def _train(args: argparse.Namespace) -> int:
             test_fraction=args.test_fraction, precision=args.precision,
             validation=args.validation, holdout_size=args.holdout_size, patience=args.patience, monitor=args.monitor,
             runs_dir=args.runs_dir, name=args.name, checkpoint_every=args.checkpoint_every, output=args.output,
-            verbose=verbose,
+            verbose=verbose, sync_bn=args.sync_bn,
         )
         if args.seeds is not None:
+            if world.size > 1:
+                raise ConfigError("--seeds trains its runs one after another; run it without torchrun or --nproc")
             return _print_seeds(run_seeds(config, args.seeds, announce=announce, on_seed=_print_seed))
         result = run_training(config, announce=announce)
+    if not world.is_main:
+        return 0
     seconds = result.seconds
     print(f"Test loss: {result.test_loss:.4f}")
     print(accuracy_line(result.test_accuracy, result.test_interval, result.test_samples))
@@ -392,14 +438,18 @@ def _bench(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 runtime failure, 2 usage error, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _build_parser().parse_args(argv)
+    args.argv = argv
+    rank = distributed.launched_world().rank
+    where = f" (process {rank})" if rank else ""  # under torchrun, say which process failed
     try:
         return args.handler(args)
     except ConfigError as error:
-        print(f"trainval: error: {error}", file=sys.stderr)
+        print(f"trainval: error{where}: {error}", file=sys.stderr)
         return 2
     except TrainvalError as error:
-        print(f"trainval: error: {error}", file=sys.stderr)
+        print(f"trainval: error{where}: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("trainval: interrupted", file=sys.stderr)

@@ -55,6 +55,7 @@ class TrainConfig:
     monitor: str = "val_acc"  # the validation metric that picks the best model (and early stopping)
     runs_dir: str | None = "runs"  # where run folders go; None: write no run folder
     name: str | None = None  # the run folder's name; None: the date and time
+    sync_bn: bool = False  # data-parallel runs on GPUs: BatchNorm statistics over the global batch
     checkpoint_every: str = "60s"  # mid-epoch checkpoints, besides every epoch end: see parse_checkpoint_every
     output: str | None = None  # another folder to save the final model in
     verbose: int | str = "auto"
@@ -74,6 +75,8 @@ class TrainConfig:
         for name in ("dataset", "precision", "monitor", "checkpoint_every"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name.replace('_', '-')} must be a string; got {getattr(self, name)!r}")
+        if not isinstance(self.sync_bn, bool):
+            raise ConfigError(f"sync-bn must be true or false; got {self.sync_bn!r}")
         for name in ("model", "data_dir", "runs_dir", "name", "output"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name.replace('_', '-')} must be a string or None; got {getattr(self, name)!r}")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from trainval.config import TrainConfig, parse_checkpoint_every
+from trainval.distributed import backend_name, current_world, on_main_then_shared
 from trainval.data.splits import holdout_split
 from trainval.errors import CheckpointError, ConfigError, TrainvalError
 from trainval.model import Model
@@ -53,9 +54,9 @@ def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -
     preset = config.resolve_preset()
     folder = None
     if config.runs_dir:
-        folder = RunFolder.create(config.runs_dir, config.name, {
+        folder = on_main_then_shared(lambda: RunFolder.create(config.runs_dir, config.name, {
             "config": config.to_dict(), "preset": plain(preset.to_dict()), "versions": software_versions(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
     return _run(config, preset, folder, announce)
 
 
@@ -68,10 +69,13 @@ def resume_training(path: str | Path, data_dir: str | None = None, verbose: int 
     print and where else to save the final model may change. A run started from a ``Preset``
     object rather than a preset name needs that object passed again as ``preset``.
     """
-    folder = RunFolder.open(path)
-    if folder.result_file.exists():
-        raise ConfigError(f"the run in {path} has finished; its test score is in {folder.result_file}")
-    config, resolved = saved_config(folder, data_dir=data_dir, verbose=verbose, output=output, preset=preset)
+    def open_unfinished() -> tuple[RunFolder, TrainConfig, Preset]:
+        folder = RunFolder.open(path)
+        if folder.result_file.exists():
+            raise ConfigError(f"the run in {path} has finished; its test score is in {folder.result_file}")
+        return (folder, *saved_config(folder, data_dir=data_dir, verbose=verbose, output=output, preset=preset))
+
+    folder, config, resolved = on_main_then_shared(open_unfinished)  # other machines may not see the folder
     return _run(config, resolved, folder, announce)
 
 
@@ -97,6 +101,10 @@ def saved_config(folder: RunFolder, data_dir: str | None = None, verbose: int | 
     return config, resolved
 
 
+def _silent(line: str) -> None:
+    """Where the announcements of processes other than rank 0 go."""
+
+
 def plain(values: dict[str, Any]) -> Any:
     """``values`` as JSON would give them back (tuples become lists), so saved and fresh compare equal."""
     return json.loads(json.dumps(values))
@@ -118,6 +126,9 @@ def _run_callbacks(config: TrainConfig, folder: RunFolder | None, validating: bo
 
 def _run(config: TrainConfig, preset: Preset, folder: RunFolder | None, announce: Callable[[str], None]) -> TrainResult:
     started = time.perf_counter()
+    world = current_world()
+    if not world.is_main:  # one process of a data-parallel run prints and writes
+        announce = _silent
     dataset = config.find_dataset()
     (x_train, y_train), (x_test, y_test) = dataset.load_data(config.data_dir)
     data_seconds = time.perf_counter() - started
@@ -133,11 +144,18 @@ def _run(config: TrainConfig, preset: Preset, folder: RunFolder | None, announce
                  "biased (optimistic) estimate; use --validation holdout for an honest one.")
 
     model = preset.build_model(dataset.num_classes, x_train.shape[1:], seed=config.seed,
-                               class_names=dataset.class_names, precision=config.precision)
+                               class_names=dataset.class_names, precision=config.precision,
+                               sync_batchnorm=config.sync_bn)
     announce(f"Preset {preset.name}: {preset.to_dict()}")
     announce(f"Model {preset.model}: {model.count_params():,} parameters on {model.device.type}, "
              f"precision {model.precision}; seed {config.seed}")
-    if folder is not None:
+    if world.size > 1:
+        low, high = preset.batch_size // world.size, -(-preset.batch_size // world.size)
+        announce(f"Data-parallel: {world.size} processes ({backend_name()}), each training on its own share of every "
+                 f"global batch of {preset.batch_size} images ({low if low == high else f'{low}-{high}'} per process); "
+                 f"learning rate {preset.optimizer.learning_rate:g} for the global batch, as in one process; "
+                 f"BatchNorm statistics {'synchronised' if config.sync_bn else 'per process'}")
+    if folder is not None and world.is_main:
         if (folder.checkpoints / CHECKPOINT_FILE).exists():
             position = peek(folder.checkpoints)
             announce(f"Resuming {folder.path} at epoch {position['epoch'] + 1}, step {position['step']}")
@@ -158,6 +176,8 @@ def _run(config: TrainConfig, preset: Preset, folder: RunFolder | None, announce
                  "total": time.perf_counter() - started},
         run_folder=folder.path if folder is not None else None,
     )
+    if not world.is_main:
+        return result
     if folder is not None:
         model.save(folder.final_model)
         SavedPredictions.of(probabilities, y_test, x_test).write(folder.test_predictions)

@@ -22,11 +22,13 @@ from trainval.data.augment import Augmentation
 from trainval.data.batches import count_training_batches
 from trainval.data.inputs import images_to_tensor, labels_to_tensor
 from trainval.data.splits import holdout_split
+from trainval.distributed import current_world
 from trainval import saving
 from trainval.reports.scores import Scores, score_predictions
 from trainval.errors import ConfigError, InputError, TrainvalError
 from trainval.training import snapshot
 from trainval.training.callbacks import Callback, CallbackList, History
+from trainval.training.data_parallel import DataParallel, reduce_sums
 from trainval.training.fit_state import FitState, data_fingerprint
 from trainval.training.nan_guard import TerminateOnNaN
 from trainval.training.loop import LossFunction, Trainer, evaluate_logits, predict_logits, train_one_epoch
@@ -90,6 +92,7 @@ class Model:
         self.stop_training = False
         self.history: History | None = None
         self.augmentation: Augmentation | None = None
+        self.sync_batchnorm = False
         self._trainer: Trainer | None = None
         self._fit: tuple[FitState, list[Callback]] | None = None  # set while fit() runs
 
@@ -98,7 +101,7 @@ class Model:
     def compile(self, optimizer: str | OptimizerSpec | torch.optim.Optimizer | None = None,
                 loss: str | LossFunction = "categorical_crossentropy",
                 metrics: Sequence[str] | None = ("accuracy",), precision: str = "auto",
-                augmentation: Augmentation | None = None, tta: int = 0) -> None:
+                augmentation: Augmentation | None = None, tta: int = 0, sync_batchnorm: bool = False) -> None:
         """Choose the optimiser, loss, precision and augmentation; optional (``fit`` compiles with defaults).
 
         ``optimizer`` is a name (``"sgd"``, ``"adam"``), a spec such as
@@ -109,6 +112,8 @@ class Model:
         reported as ``acc``. ``precision``: ``"auto"`` (bf16 where the hardware runs it natively),
         ``"bf16"`` or ``"fp32"``. ``augmentation`` applies to training batches only; ``tta``
         (0, 1 or 2) averages flipped and shifted views in ``evaluate`` and ``predict``.
+        ``sync_batchnorm``: in data-parallel training (torchrun, CUDA), compute BatchNorm statistics
+        over the global batch instead of each process's share.
         """
         unknown = [m for m in (metrics or ()) if m not in _METRIC_NAMES]
         if unknown:
@@ -121,6 +126,7 @@ class Model:
         self._trainer = Trainer(self.module, torch_optimizer, spec, _resolve_loss(loss), self.device,
                                 resolve_precision(precision, self.device), tta=tta)
         self.augmentation = augmentation
+        self.sync_batchnorm = sync_batchnorm
 
     @property
     def precision(self) -> str:
@@ -197,7 +203,7 @@ class Model:
         epochs = _check_int("epochs", epochs, 0)
         initial_epoch = _check_int("initial_epoch", initial_epoch, 0)
         seed = None if seed is None else _check_int("seed", seed, 0)
-        verbose = resolve_verbose(verbose)
+        verbose = resolve_verbose(verbose) if current_world().is_main else 0  # one process prints
         if not 0.0 <= validation_split < 1.0:
             raise ConfigError(f"validation_split must be in [0, 1); got {validation_split}")
         images, labels = self._labelled(x, y, "x", "y")
@@ -213,6 +219,7 @@ class Model:
             images, labels = images[train_idx], labels[train_idx]
         trainer = self._compiled()
         self._initialize_from_data(images)
+        parallel = DataParallel.join(self.module, self.device, batch_size, self.sync_batchnorm)
 
         steps_per_epoch = count_training_batches(len(images), batch_size)
         history = History()
@@ -238,9 +245,11 @@ class Model:
             while fit.epoch < epochs and not self.stop_training:
                 fit.begin_epoch()
                 callback_list.on_epoch_begin(fit.epoch)
-                logs: dict[str, Any] = train_one_epoch(trainer, images, labels, fit, callback_list)
+                logs: dict[str, Any] = train_one_epoch(trainer, images, labels, fit, callback_list, parallel)
+                if parallel is not None:
+                    parallel.share_buffers(self.module)
                 if validation is not None:
-                    scores = self._score(*validation, batch_size=max(batch_size, _EVAL_BATCH_SIZE), tta=0)
+                    scores = self._validation_scores(*validation, max(batch_size, _EVAL_BATCH_SIZE), parallel)
                     logs.update(val_loss=scores["loss"], val_acc=scores["acc"])
                 fit.epoch_done = True
                 callback_list.on_epoch_end(fit.epoch, logs)
@@ -299,7 +308,8 @@ class Model:
             return
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+            # Each process of a data-parallel fit draws its own dropout masks; rank 0's are a single process's.
+            torch.manual_seed(seed + (current_world().rank << 32))
             generator.manual_seed(seed)
             yield generator
 
@@ -308,6 +318,21 @@ class Model:
 
     def _score(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, tta: int) -> dict[str, float]:
         return evaluate_logits(self._logits(images, batch_size, tta), labels, self._compiled().loss_fn)
+
+    def _validation_scores(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                           parallel: DataParallel | None) -> dict[str, float]:
+        """Validation loss and accuracy without TTA; in a data-parallel fit each rank scores its share."""
+        if parallel is None:
+            return self._score(images, labels, batch_size, tta=0)
+        share = parallel.shard(len(images))
+        count = share.stop - share.start
+        loss_sum = correct = torch.zeros((), dtype=torch.float64, device=self.device)
+        if count:  # a validation set smaller than the number of processes leaves some without images
+            logits, targets = self._logits(images[share], batch_size, tta=0), labels[share].to(self.device)
+            loss_sum = self._compiled().loss_fn(logits, targets).double() * count
+            correct = (logits.argmax(dim=1) == targets).sum().double()
+        loss_sum, correct, total = reduce_sums(loss_sum, correct, torch.tensor(float(count), device=self.device))
+        return {"loss": float(loss_sum / total), "acc": float(correct / total)}
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
                  verbose: int | str = "auto") -> list[float]:

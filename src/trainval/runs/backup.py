@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from trainval.atomic_files import remove_stale_temporaries
+from trainval.distributed import broadcast_from_main, current_world
 from trainval.errors import CheckpointError, ConfigError, TrainingDiverged
 from trainval.runs.state_file import read_state, write_state
 from trainval.training.callbacks import Callback, Logs
@@ -52,31 +53,40 @@ class BackupAndRestore(Callback):
         self._last_save = time.monotonic()
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
-        remove_stale_temporaries(self.path.parent, self.path.name)
+        # In a data-parallel fit rank 0 owns the file (other machines may not see it) and hands its state round.
+        state = None
+        if current_world().is_main:
+            remove_stale_temporaries(self.path.parent, self.path.name)
+            state = read_state(self.path) if self.path.exists() else None
+        state = broadcast_from_main(state)
         self._steps_since_save, self._last_save = 0, time.monotonic()
-        if self.path.exists():
-            self.model.load_training_state(read_state(self.path), str(self.path))
+        if state is not None:
+            self.model.load_training_state(state, str(self.path))
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         self._steps_since_save += 1
         due_by_steps = self.save_steps is not None and self._steps_since_save >= self.save_steps
         due_by_time = (self.save_every_seconds is not None
                        and time.monotonic() - self._last_save >= self.save_every_seconds)
-        if due_by_steps or due_by_time:
+        if broadcast_from_main(due_by_steps or due_by_time):  # rank 0's clock decides for every rank
             self.save()
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         self.save()
 
     def on_train_end(self, logs: Logs | None = None) -> None:
-        if self.delete_checkpoint:
+        if self.delete_checkpoint and current_world().is_main:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
 
     def save(self) -> None:
-        """Write the training state now (the callback calls this on its schedule)."""
+        """Write the training state now (the callback calls this on its schedule; in a data-parallel fit,
+        every rank calls it at the same step and rank 0 writes)."""
         state = self.model.training_state()
         _check_finite(state["module"])
+        if not current_world().is_main:
+            self._steps_since_save, self._last_save = 0, time.monotonic()
+            return
         try:
             write_state(self.path, state)
         except TypeError as error:

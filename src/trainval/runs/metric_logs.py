@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from trainval.atomic_files import write_bytes_atomically
+from trainval.distributed import current_world
 from trainval.errors import OutputError
 from trainval.training.callbacks import Callback, Logs
 
@@ -39,7 +40,7 @@ class _EpochRowsLogger(Callback):
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self.rows = []
         self._prefix = ""
-        if self.append and self.filename.exists():
+        if self.append and current_world().is_main and self.filename.exists():
             self._prefix = self.filename.read_text()
             if self._prefix and not self._prefix.endswith("\n"):
                 self._prefix += "\n"
@@ -55,6 +56,8 @@ class _EpochRowsLogger(Callback):
         self.rows.append({"epoch": epoch, **numbers, "lr": self.model.last_learning_rate,
                           "seconds": round(time.perf_counter() - started, 3)})
         self._epoch_started = None
+        if not current_world().is_main:  # one process of a data-parallel fit writes
+            return
         try:
             write_bytes_atomically(self.filename, (self._prefix + self.render()).encode())
         except OSError as error:

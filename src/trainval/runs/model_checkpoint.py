@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from trainval.distributed import current_world
 from trainval.errors import ConfigError
 from trainval.training.callbacks import Callback, Logs
 from trainval.training.monitor import Monitor
@@ -50,6 +51,8 @@ class ModelCheckpoint(Callback):
             if not self.monitor.improves(current, self.best):
                 return
             self.best = current
+        if not current_world().is_main:  # one process of a data-parallel fit writes
+            return
         self.model.save(path)
         if self.verbose:
             print(f"Epoch {epoch + 1}: saved the model to {path}", flush=True)

@@ -18,8 +18,8 @@ import json
 import os
 import platform
 import shutil
-import uuid
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 

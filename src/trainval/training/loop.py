@@ -12,11 +12,13 @@ from torch import nn
 from trainval.data.batches import evaluation_slices
 from trainval.errors import ConfigError
 from trainval.training.callbacks import Callback
+from trainval.training.data_parallel import reduce_sums
 from trainval.training.optimizers import OptimizerSpec
 from trainval.training.precision import autocast
 from trainval.training.tta import tta_logits
 
 if TYPE_CHECKING:
+    from trainval.training.data_parallel import DataParallel
     from trainval.training.fit_state import FitState
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -93,6 +95,14 @@ class RunningAverages:
         self._correct += (logits.detach().argmax(dim=1) == targets).sum()
         self.count += size
 
+    def combine_ranks(self) -> None:
+        """Replace this rank's sums by the sums over every rank of a data-parallel fit."""
+        loss_sum, correct, count = reduce_sums(self._loss_sum, self._correct.double(),
+                                               torch.tensor(float(self.count), device=self._loss_sum.device))
+        self._loss_sum.copy_(loss_sum)
+        self._correct.copy_(correct.round().long())
+        self.count = int(count.item())
+
     def result(self) -> dict[str, float]:
         """``{"loss": mean loss, "acc": accuracy}`` over everything seen so far."""
         count = max(self.count, 1)
@@ -120,12 +130,15 @@ def to_model_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def train_one_epoch(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor, fit: FitState,
-                    callbacks: Callback) -> dict[str, float]:
+                    callbacks: Callback, parallel: DataParallel | None = None) -> dict[str, float]:
     """Run the steps of ``fit``'s current epoch that are not done yet; return the epoch's mean loss and accuracy.
 
     ``fit.batch`` counts the steps done, so an epoch restored from a checkpoint goes on where it stopped.
+    With ``parallel``, this rank trains on its shard of each global batch and the returned means
+    cover every rank's samples.
     """
     trainer.module.train()
+    forward = trainer.module if parallel is None else parallel.module
     running = fit.running
     batches = fit.batches()
     while fit.batch < len(batches):
@@ -133,13 +146,18 @@ def train_one_epoch(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor
         batch = images[indices]
         if fit.augment is not None:
             batch = fit.augment(batch, indices, fit.epoch)
+        weight = 1.0
+        if parallel is not None:  # augmented as a whole on every rank, so each draws the same random numbers
+            share = parallel.shard(len(indices))
+            weight = parallel.loss_weight(share.stop - share.start, len(indices))
+            batch, indices = batch[share], indices[share]
         inputs = to_model_input(batch, trainer.device)
         targets = labels[indices].to(trainer.device, non_blocking=True)
         with autocast(trainer.precision, trainer.device):
-            logits = trainer.module(inputs)
+            logits = forward(inputs)
         loss = trainer.loss_fn(logits.float(), targets)
         trainer.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * weight if weight != 1.0 else loss).backward()
         trainer.set_learning_rate(fit.total_steps)
         trainer.optimizer.step()
         trainer.step += 1
@@ -147,6 +165,8 @@ def train_one_epoch(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor
         fit.batch += 1
         callbacks.on_train_batch_end(fit.batch - 1, {"epoch": fit.epoch, "seen": running.count, "running": running,
                                                      "loss": loss.detach()})
+    if parallel is not None:
+        running.combine_ranks()
     return running.result()
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainval.distributed import current_world, gather_to_all
 from trainval.errors import CheckpointError
 from trainval.training.callbacks import Callback
 from trainval.training.fit_state import FitState
@@ -38,10 +39,15 @@ def capture(module: nn.Module, trainer: Trainer, fit: FitState, callbacks: Seque
     rng = {"torch": torch.get_rng_state()}
     if fit.device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(fit.device)
+    fit_state = fit.state_dict()
+    # In a data-parallel fit every rank calls this at once: dropout generators and epoch sums are
+    # each rank's own, so every rank's go in the checkpoint (weights and everything else are shared).
+    ranks = gather_to_all({"rng": rng, "running": fit_state["running"]})
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "model": description,
-        "module": module.state_dict(), "trainer": trainer.state_dict(), "fit": fit.state_dict(), "rng": rng,
-        "stop_training": stop_training, "callbacks": {key: state for key, (_, state) in _stateful_callbacks(callbacks).items()},
+        "module": module.state_dict(), "trainer": trainer.state_dict(), "fit": fit_state, "rng": rng,
+        "ranks": ranks, "stop_training": stop_training,
+        "callbacks": {key: state for key, (_, state) in _stateful_callbacks(callbacks).items()},
     }
 
 
@@ -66,13 +72,20 @@ def restore(state: dict[str, Any], module: nn.Module, trainer: Trainer, fit: Fit
     if set(state.get("callbacks") or {}) != expected:
         raise CheckpointError(f"{source} was written with the callbacks {sorted(state.get('callbacks') or {}) or 'none with state'}, "
                               f"this fit has {sorted(expected) or 'none with state'}; pass the same callbacks to resume")
+    world = current_world()
+    ranks = state.get("ranks") or [{"rng": state.get("rng"), "running": (state.get("fit") or {}).get("running")}]
+    if not isinstance(ranks, list) or len(ranks) != world.size:
+        saved = len(ranks) if isinstance(ranks, list) else "an unknown number of"
+        raise CheckpointError(f"{source} was written by {saved} training process(es) and this is {world.size}; "
+                              f"resume with the same number (--nproc {saved})")
+    own = ranks[world.rank]
     try:
         module.load_state_dict(state["module"], strict=True)
         trainer.load_state_dict(state["trainer"])
-        fit.load_state_dict(state["fit"], source)
-        torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and fit.device.type == "cuda":
-            torch.cuda.set_rng_state(state["rng"]["cuda"], fit.device)
+        fit.load_state_dict({**state["fit"], "running": own["running"]}, source)
+        torch.set_rng_state(own["rng"]["torch"])
+        if "cuda" in own["rng"] and fit.device.type == "cuda":
+            torch.cuda.set_rng_state(own["rng"]["cuda"], fit.device)
         for key, (callback, _) in stateful.items():
             callback.load_state_dict(state["callbacks"][key])
         if not isinstance(state["stop_training"], bool):

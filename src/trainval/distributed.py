@@ -1,0 +1,127 @@
+"""Data-parallel training across processes with PyTorch's own engine (torch.distributed, DDP, torchrun).
+
+``torchrun --nproc-per-node N -m trainval train ...`` starts N copies of trainval; each finds its
+rank in the environment torchrun sets, joins the process group (NCCL on CUDA, gloo on CPU) and
+trains on its shard of every global batch. Nothing here is needed in a single process: every
+helper then does the single-process thing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gc
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+import torch.distributed as dist
+
+from trainval.errors import ConfigError, TrainvalError
+
+T = TypeVar("T")
+_TIMEOUT = datetime.timedelta(minutes=30)  # a rank waiting longer than this for the others gives up
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the training processes."""
+
+    rank: int = 0  # 0..size-1; rank 0 prints, writes files and checkpoints
+    size: int = 1
+    local_rank: int = 0  # rank on this machine: picks the GPU
+
+    @property
+    def is_main(self) -> bool:
+        """True on the one process that prints and writes."""
+        return self.rank == 0
+
+
+def launched_world() -> World:
+    """The world torchrun described in the environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), else one process."""
+    try:
+        return World(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                     int(os.environ.get("LOCAL_RANK", 0)))
+    except ValueError as error:
+        raise ConfigError(f"RANK, WORLD_SIZE and LOCAL_RANK must be integers ({error}); launch with torchrun") from error
+
+
+def setup(device: str | None = None) -> World:
+    """Join the process group torchrun prepared, once; a single process needs and does nothing.
+
+    The backend is NCCL when the processes train on CUDA GPUs (each on GPU ``LOCAL_RANK``) and
+    gloo on CPUs. Returns this process's :class:`World`.
+    """
+    world = launched_world()
+    if world.size == 1 or dist.is_initialized():
+        return current_world()
+    use_cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
+    if use_cuda:
+        torch.cuda.set_device(world.local_rank)
+    dist.init_process_group("nccl" if use_cuda else "gloo", timeout=_TIMEOUT)
+    return current_world()
+
+
+def current_world() -> World:
+    """This process's world: from the initialised process group, else a single process."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return World()
+    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def backend_name() -> str:
+    """The process group's backend (``"gloo"``, ``"nccl"``), or ``"none"`` in a single process."""
+    return dist.get_backend() if dist.is_available() and dist.is_initialized() else "none"
+
+
+def shutdown() -> None:
+    """Leave the process group (at the end of a run), once every process has got there: a process that
+    left while another still talked to it would bring that one down."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        # DistributedDataParallel wrappers left in reference cycles hold the process group; freeing them now
+        # rather than during interpreter exit keeps the group's threads from being torn down half-way.
+        gc.collect()
+        dist.destroy_process_group()
+
+
+def on_main_then_shared(action: Callable[[], T]) -> T:
+    """Run ``action`` on rank 0 alone (creating a folder, reading a file only it may see) and return its
+    result on every rank; a TrainvalError it raises is raised on every rank."""
+    result, error = None, None
+    if current_world().is_main:
+        try:
+            result = action()
+        except TrainvalError as raised:
+            error = raised
+    result, error = broadcast_from_main((result, error))
+    if error is not None:
+        raise error
+    return result  # type: ignore[return-value]
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` summed over every rank (in place); unchanged in a single process."""
+    if current_world().size > 1:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def broadcast_from_main(value: T) -> T:
+    """Rank 0's ``value`` on every rank (any picklable object); unchanged in a single process."""
+    if current_world().size == 1:
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def gather_to_all(value: Any) -> list[Any]:
+    """Every rank's ``value``, in rank order, on every rank; ``[value]`` in a single process."""
+    world = current_world()
+    if world.size == 1:
+        return [value]
+    values: list[Any] = [None] * world.size
+    dist.all_gather_object(values, value)
+    return values

@@ -46,15 +46,15 @@ class MarkEpochs(Callback):
 
 
 class CrashAt(Callback):
-    """Raise after the given update, on every process alike (a simulated kill)."""
+    """Raise after the given update on the given process, or on every process alike (a simulated kill)."""
 
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, rank: int | None) -> None:
         super().__init__()
-        self.step, self.done = step, 0
+        self.step, self.rank, self.done = step, rank, 0
 
     def on_train_batch_end(self, batch, logs=None):
         self.done += 1
-        if self.done == self.step:
+        if self.done == self.step and self.rank in (None, distributed.current_world().rank):
             raise SystemExit(3)
 
 
@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--dropout", action="store_true")
     parser.add_argument("--backup")
     parser.add_argument("--crash-at", type=int)
+    parser.add_argument("--crash-rank", type=int, help="crash on this process only (default: on every one)")
     args = parser.parse_args()
     world = distributed.setup()
     out = Path(args.out)
@@ -87,7 +88,7 @@ def main() -> None:
     if args.backup:
         callbacks.append(BackupAndRestore(args.backup, save_freq=2))
     if args.crash_at:
-        callbacks.append(CrashAt(args.crash_at))
+        callbacks.append(CrashAt(args.crash_at, args.crash_rank))
     history = model.fit(images, labels, batch_size=args.batch_size, epochs=args.epochs, verbose=0, seed=5,
                         callbacks=callbacks, validation_data=numbered_images(7))
     torch.save({"weights": model.module.state_dict(), "seen": model.module.seen, "history": history.history,

@@ -74,15 +74,24 @@ def test_two_processes_reach_the_weights_of_one_with_the_same_global_batch(tmp_p
     assert two[1]["history"] == two[0]["history"]
 
 
-def test_every_sample_is_trained_on_exactly_once_per_epoch_across_processes_in_a_new_order(tmp_path):
-    ranks = fit_in(2, tmp_path / "two", "--samples", "29", "--epochs", "3")
+# 3 processes, 10 images in batches of 4: the last batch of 2 could not give each process one, so it joins the one before.
+@pytest.mark.parametrize("nproc, samples, batch", [(2, 29, 8), (3, 10, 4)])
+def test_every_sample_is_trained_on_exactly_once_per_epoch_across_processes_in_a_new_order(tmp_path, nproc, samples,
+                                                                                          batch):
+    ranks = fit_in(nproc, tmp_path / "out", "--samples", str(samples), "--batch-size", str(batch), "--epochs", "3")
     orders = []
     for epoch in range(3):
         seen = [rank["seen"][epoch] for rank in ranks]
-        assert sorted(seen[0] + seen[1]) == list(range(29)), f"epoch {epoch}"
-        assert not set(seen[0]) & set(seen[1])
+        assert sorted(sum(seen, [])) == list(range(samples)), f"epoch {epoch}"  # each once, none twice
         orders.append(seen[0])
     assert orders[0] != orders[1] != orders[2]  # reshuffled every epoch
+    assert all(rank["history"] == ranks[0]["history"] for rank in ranks)
+
+
+def test_a_failure_on_one_process_ends_the_run_at_once_instead_of_hanging(tmp_path):
+    started = time.monotonic()
+    fit_in(2, tmp_path / "out", "--epochs", "50", "--crash-at", "3", "--crash-rank", "1", expect_ok=False)
+    assert time.monotonic() - started < 120  # the group's timeout is 30 minutes: a hang would show
 
 
 def test_a_data_parallel_fit_killed_midway_resumes_to_the_uninterrupted_weights(tmp_path):
@@ -156,6 +165,14 @@ def test_a_killed_trainval_train_nproc_run_resumes_under_torchrun_to_the_uninter
         assert results[0][key] == results[1][key], key
     weights = [trainval.load_model(tmp_path / "runs" / name).module.state_dict() for name in ("straight", "killed")]
     assert_same_weights(*weights, 0)
+
+
+def test_launch_options_that_cannot_work_are_usage_errors_before_any_process_starts(cifar_dir, capsys):
+    base = ["train", "--data-dir", str(cifar_dir), "--nproc", "2", "--name", "never"]
+    assert main([*base, "--sync-bn"]) == 2 and "GPUs only" in capsys.readouterr().err
+    assert main([*base, "--seeds", "2"]) == 2 and "--seeds" in capsys.readouterr().err
+    assert main([*base, "--holdout-size", "0"]) == 2 and "holdout-size" in capsys.readouterr().err
+    assert not Path("runs").exists()
 
 
 def test_sync_bn_on_cpus_is_a_clear_usage_error(cifar_dir, capsys):

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainval.data.batches import evaluation_slices, sample_order, split_order
+from trainval.data.batches import count_training_batches, evaluation_slices, sample_order, split_order
 from trainval.data.splits import holdout_split
 from trainval.errors import ConfigError
 
@@ -49,6 +49,19 @@ def test_training_batches_use_every_sample_once_and_never_a_batch_of_one(samples
     if samples > 1:
         assert min(len(b) for b in batches) > 1 or batch_size == 1
     assert all(len(b) <= batch_size + 1 for b in batches)
+
+
+@settings(max_examples=80, deadline=None)
+@given(samples=st.integers(1, 200), batch_size=st.integers(1, 64), processes=st.integers(1, 8))
+def test_data_parallel_batches_give_every_process_a_sample_and_are_counted_right(samples, batch_size, processes):
+    batches = split_order(torch.arange(samples), batch_size, processes)
+    assert len(batches) == count_training_batches(samples, batch_size, processes)
+    assert torch.equal(torch.cat(batches), torch.arange(samples))
+    if len(batches) > 1:  # only a data set smaller than the processes can leave one without a sample
+        assert min(len(b) for b in batches) >= min(processes, batch_size)
+        assert all(len(b) < batch_size + max(2, processes) for b in batches)
+    if processes <= 2:  # one or two processes: the single-process batches (only a lone last sample merges)
+        assert [len(b) for b in batches] == [len(b) for b in split_order(torch.arange(samples), batch_size)]
 
 
 def test_evaluation_slices_keep_the_last_partial_batch():

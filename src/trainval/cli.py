@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+import torch
 
 from trainval import __version__, datasets, distributed, presets
 from trainval.api import describe_model, list_models, load_model
@@ -25,6 +28,7 @@ from trainval.reports.text_tables import class_table, confusion_table
 from trainval.runs.run_folder import RunFolder
 from trainval.seeds import SUMMARY_FILE, SeedRun, SeedsResult, resume_seeds, run_seeds
 from trainval.stats import accuracy_line, format_accuracy, format_spread
+from trainval.training.data_parallel import check_sync_batchnorm
 from trainval.training.precision import PRECISIONS
 
 _DEFAULTS = TrainConfig()
@@ -209,12 +213,23 @@ def _train(args: argparse.Namespace) -> int:
         if args.nproc < 1:
             raise ConfigError(f"--nproc must be a number of processes >= 1; got {args.nproc}")
         if args.nproc > 1 and distributed.launched_world().size == 1:
+            _check_before_launch(args)
             return _launch_with_torchrun(args.nproc, args.argv)
     world = distributed.setup()
-    try:
-        return _train_here(args, world)
-    finally:
-        distributed.shutdown()
+    # Leave the group together only after a success: a process that failed must exit at once, so that
+    # torchrun stops the others, instead of waiting for them at a barrier they never reach.
+    code = _train_here(args, world)
+    distributed.shutdown()
+    return code
+
+
+def _check_before_launch(args: argparse.Namespace) -> None:
+    """Usage errors that every launched process would hit, caught once, before launching them."""
+    if args.seeds is not None:
+        raise ConfigError("--seeds trains its runs one after another; run it without --nproc")
+    check_sync_batchnorm(args.sync_bn, args.nproc, torch.cuda.is_available())
+    if not args.resume:
+        _train_config(args, verbose=0).check()
 
 
 def _launch_with_torchrun(nproc: int, argv: list[str]) -> int:
@@ -222,7 +237,13 @@ def _launch_with_torchrun(nproc: int, argv: list[str]) -> int:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
                "-m", "trainval", *_without_option(argv, "--nproc")]
     print(f"Launching {nproc} processes: torchrun {' '.join(command[3:])}", flush=True)
-    return subprocess.run(command, check=False).returncode
+    launcher = subprocess.Popen(command)
+    try:
+        return launcher.wait()
+    except KeyboardInterrupt:
+        launcher.send_signal(signal.SIGINT)  # torchrun then stops its processes before it exits
+        launcher.wait()
+        raise
 
 
 def _without_option(argv: list[str], option: str) -> list[str]:
@@ -256,14 +277,7 @@ def _train_here(args: argparse.Namespace, world: distributed.World) -> int:
         result = resume_training(args.resume, data_dir=args.data_dir, verbose=given_verbose, output=args.output,
                                  announce=announce)
     else:
-        config = TrainConfig(
-            preset=args.preset, dataset=args.dataset, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-            learning_rate=args.learning_rate, seed=args.seed, data_dir=args.data_dir, image_size=args.image_size,
-            test_fraction=args.test_fraction, precision=args.precision,
-            validation=args.validation, holdout_size=args.holdout_size, patience=args.patience, monitor=args.monitor,
-            runs_dir=args.runs_dir, name=args.name, checkpoint_every=args.checkpoint_every, output=args.output,
-            verbose=verbose, sync_bn=args.sync_bn,
-        )
+        config = _train_config(args, verbose)
         if args.seeds is not None:
             if world.size > 1:
                 raise ConfigError("--seeds trains its runs one after another; run it without torchrun or --nproc")
@@ -281,6 +295,17 @@ def _train_here(args: argparse.Namespace, world: distributed.World) -> int:
     if result.config.output:
         print(f"Saved the model to {result.config.output}")
     return 0
+
+
+def _train_config(args: argparse.Namespace, verbose: int | str) -> TrainConfig:
+    return TrainConfig(
+        preset=args.preset, dataset=args.dataset, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, seed=args.seed, data_dir=args.data_dir, image_size=args.image_size,
+        test_fraction=args.test_fraction, precision=args.precision,
+        validation=args.validation, holdout_size=args.holdout_size, patience=args.patience, monitor=args.monitor,
+        runs_dir=args.runs_dir, name=args.name, checkpoint_every=args.checkpoint_every, output=args.output,
+        verbose=verbose, sync_bn=args.sync_bn,
+    )
 
 
 def _print_seed(run: SeedRun) -> None:

@@ -105,7 +105,9 @@ class TrainConfig:
         else:
             preset = self.preset if isinstance(self.preset, Preset) else presets.get(self.preset)
         preset = preset.with_overrides(self.model, self.epochs, self.batch_size, self.learning_rate)
-        return preset if self.find_dataset().mirror_safe else preset.without_mirroring()
+        # A folder of one's own images is taken as mirror-safe, which spares scanning it here.
+        mirror_safe = self.dataset.startswith(datasets.FOLDER_PREFIX) or self.find_dataset().mirror_safe
+        return preset if mirror_safe else preset.without_mirroring()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for config.json (a Preset object is recorded by its name)."""

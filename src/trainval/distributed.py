@@ -101,6 +101,20 @@ def on_main_then_shared(action: Callable[[], T]) -> T:
     return result  # type: ignore[return-value]
 
 
+def local_main_first(action: Callable[[], T]) -> T:
+    """Run ``action`` on every rank, on each machine's local rank 0 before the others (so a download
+    or a decoding into the machine's cache happens once, and the others read the cache)."""
+    world = current_world()
+    if world.size == 1:
+        return action()
+    if world.local_rank == 0:
+        result = action()
+        dist.barrier()
+        return result
+    dist.barrier()
+    return action()
+
+
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """``tensor`` summed over every rank (in place); unchanged in a single process."""
     if current_world().size > 1:

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from trainval.config import TrainConfig, parse_checkpoint_every
-from trainval.distributed import backend_name, current_world, on_main_then_shared
+from trainval.distributed import backend_name, current_world, local_main_first, on_main_then_shared
 from trainval.data.splits import holdout_split
 from trainval.errors import CheckpointError, ConfigError, TrainvalError
 from trainval.model import Model
@@ -23,6 +25,7 @@ from trainval.runs.metric_logs import CSVLogger, JSONLogger
 from trainval.runs.model_checkpoint import ModelCheckpoint
 from trainval.runs.run_folder import RunFolder, software_versions
 from trainval.training.callbacks import Callback, History
+from trainval.training.data_parallel import check_sync_batchnorm
 from trainval.training.early_stopping import EarlyStopping
 
 
@@ -51,6 +54,7 @@ def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -
     ``announce`` receives the lines a user should see before training.
     """
     config.check()
+    check_sync_batchnorm(config.sync_bn, current_world().size, torch.cuda.is_available())
     preset = config.resolve_preset()
     folder = None
     if config.runs_dir:
@@ -130,7 +134,7 @@ def _run(config: TrainConfig, preset: Preset, folder: RunFolder | None, announce
     if not world.is_main:  # one process of a data-parallel run prints and writes
         announce = _silent
     dataset = config.find_dataset()
-    (x_train, y_train), (x_test, y_test) = dataset.load_data(config.data_dir)
+    (x_train, y_train), (x_test, y_test) = local_main_first(lambda: dataset.load_data(config.data_dir))
     data_seconds = time.perf_counter() - started
 
     validation_data = None

@@ -219,9 +219,10 @@ class Model:
             images, labels = images[train_idx], labels[train_idx]
         trainer = self._compiled()
         self._initialize_from_data(images)
-        parallel = DataParallel.join(self.module, self.device, batch_size, self.sync_batchnorm)
+        parallel = DataParallel.join(self.module, self.device, batch_size, len(images), self.sync_batchnorm)
+        processes = parallel.world.size if parallel else 1
 
-        steps_per_epoch = count_training_batches(len(images), batch_size)
+        steps_per_epoch = count_training_batches(len(images), batch_size, processes)
         history = History()
         loggers = [ProgressLogger(verbose)] if verbose else []
         callback_list = CallbackList([TerminateOnNaN(), *(callbacks or ()), history, *loggers])
@@ -238,7 +239,8 @@ class Model:
                 epochs=epochs, initial_epoch=initial_epoch, start_step=trainer.step, batch_size=batch_size, samples=len(images), shuffle=shuffle,
                 data_fingerprint=data_fingerprint(images, labels), generator=generator, device=self.device,
                 total_steps=trainer.step + steps_per_epoch * max(epochs - initial_epoch, 0), epoch=initial_epoch,
-                augment=self.augmentation.bind(len(images), generator) if self.augmentation else None)
+                augment=self.augmentation.bind(len(images), generator) if self.augmentation else None,
+                processes=processes)
             self._fit = (fit, callback_list.callbacks)
             cleanup.callback(setattr, self, "_fit", None)
             callback_list.on_train_begin()  # BackupAndRestore may move the fit to where an earlier one stopped

@@ -10,24 +10,30 @@ def sample_order(num_samples: int, shuffle: bool, generator: torch.Generator | N
     return torch.randperm(num_samples, generator=generator) if shuffle else torch.arange(num_samples)
 
 
-def split_order(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+def split_order(order: torch.Tensor, batch_size: int, processes: int = 1) -> list[torch.Tensor]:
     """Cut an epoch's order into batches of ``batch_size``; the last may be partial.
 
-    A lone sample left over at the end joins the batch before it, because BatchNorm cannot
-    normalise a batch of one; every other partial batch is kept as it is. (With ``batch_size=1``
-    every batch is a lone sample and none is merged.)
+    A last batch too small to share joins the batch before it: a lone sample, because BatchNorm
+    cannot normalise a batch of one, and in data-parallel training any last batch with fewer
+    samples than ``processes``, which would leave a process nothing to train on. Every other
+    partial batch is kept as it is. (With ``batch_size=1`` every batch is a lone sample and none
+    is merged.)
     """
     batches = list(torch.split(order, batch_size))
-    if len(batches) > 1 and len(batches[-1]) == 1 and batch_size > 1:
+    if len(batches) > 1 and len(batches[-1]) < _smallest_last_batch(batch_size, processes):
         batches[-2:] = [torch.cat(batches[-2:])]
     return batches
 
 
-def count_training_batches(num_samples: int, batch_size: int) -> int:
-    """How many batches :func:`training_batches` makes (its lone-sample rule included)."""
+def count_training_batches(num_samples: int, batch_size: int, processes: int = 1) -> int:
+    """How many batches :func:`split_order` makes (its merging of a small last batch included)."""
     batches = -(-num_samples // batch_size)
-    lone_last = batches > 1 and num_samples % batch_size == 1
-    return batches - lone_last
+    last = num_samples - (batches - 1) * batch_size
+    return batches - (batches > 1 and last < _smallest_last_batch(batch_size, processes))
+
+
+def _smallest_last_batch(batch_size: int, processes: int) -> int:
+    return 1 if batch_size == 1 else max(2, processes)
 
 
 def evaluation_slices(num_samples: int, batch_size: int) -> list[slice]:

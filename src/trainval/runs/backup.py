@@ -17,6 +17,7 @@ from trainval.runs.state_file import read_state, write_state
 from trainval.training.callbacks import Callback, Logs
 
 CHECKPOINT_FILE = "last.safetensors"
+_CLOCK_EVERY_STEPS = 16  # data-parallel fits: steps between looks at rank 0's clock for time-based saves
 
 
 class BackupAndRestore(Callback):
@@ -65,11 +66,18 @@ class BackupAndRestore(Callback):
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         self._steps_since_save += 1
-        due_by_steps = self.save_steps is not None and self._steps_since_save >= self.save_steps
-        due_by_time = (self.save_every_seconds is not None
-                       and time.monotonic() - self._last_save >= self.save_every_seconds)
-        if broadcast_from_main(due_by_steps or due_by_time):  # rank 0's clock decides for every rank
+        due = self.save_steps is not None and self._steps_since_save >= self.save_steps  # the same on every rank
+        if not due and self.save_every_seconds is not None:
+            due = self._time_to_save()
+        if due:
             self.save()
+
+    def _time_to_save(self) -> bool:
+        """Whether the save interval has passed. In a data-parallel fit rank 0's clock decides for every
+        rank, asked every few steps only (each asking is a broadcast, which waits for the device)."""
+        if current_world().size > 1 and self._steps_since_save % _CLOCK_EVERY_STEPS:
+            return False
+        return broadcast_from_main(time.monotonic() - self._last_save >= self.save_every_seconds)
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         self.save()

@@ -30,25 +30,22 @@ class DataParallel:
     module: nn.Module  # the DistributedDataParallel wrapper: forward through it in training steps
 
     @classmethod
-    def join(cls, module: nn.Module, device: torch.device, batch_size: int, sync_batchnorm: bool) -> DataParallel | None:
+    def join(cls, module: nn.Module, device: torch.device, batch_size: int, samples: int,
+             sync_batchnorm: bool) -> DataParallel | None:
         """Wrap ``module`` for the initialised process group; None in a single process.
 
         With ``sync_batchnorm``, BatchNorm layers are replaced by PyTorch's ``SyncBatchNorm``
         (statistics over the global batch), which runs on GPUs only.
         """
         world = current_world()
+        check_sync_batchnorm(sync_batchnorm, world.size, device.type == "cuda")
         if world.size == 1:
-            if sync_batchnorm:
-                raise ConfigError("sync-bn synchronises BatchNorm across processes; it needs torchrun with more "
-                                  "than one process (--nproc N)")
             return None
-        if batch_size < world.size:
-            raise ConfigError(f"the global batch of {batch_size} images cannot be shared by {world.size} processes; "
-                              f"use a batch size of at least {world.size}")
+        if min(batch_size, samples) < world.size:
+            raise ConfigError(f"{min(batch_size, samples)} {'images per batch' if batch_size < samples else 'images'} "
+                              f"cannot be shared by {world.size} processes: every process needs at least one; use a "
+                              "larger batch or fewer processes")
         if sync_batchnorm:
-            if device.type != "cuda":
-                raise ConfigError("sync-bn uses PyTorch's SyncBatchNorm, which runs on CUDA GPUs only; on CPUs "
-                                  "drop --sync-bn (each process then normalises with its own share of the batch)")
             _replace_batchnorms(module)
         device_ids = [device.index] if device.type == "cuda" else None
         return cls(world, DistributedDataParallel(module, device_ids=device_ids))
@@ -67,6 +64,18 @@ class DataParallel:
         """Give every rank rank 0's buffers (BatchNorm running statistics), so all evaluate alike."""
         for buffer in module.buffers():
             dist.broadcast(buffer, src=0)
+
+
+def check_sync_batchnorm(enabled: bool, processes: int, on_cuda: bool) -> None:
+    """A ConfigError if synchronised BatchNorm is asked for where PyTorch cannot run it."""
+    if not enabled:
+        return
+    if processes == 1:
+        raise ConfigError("sync-bn synchronises BatchNorm across processes; it needs torchrun with more than one "
+                          "process (--nproc N)")
+    if not on_cuda:
+        raise ConfigError("sync-bn uses PyTorch's SyncBatchNorm, which runs on CUDA GPUs only; on CPUs drop "
+                          "--sync-bn (each process then normalises with its own share of the batch)")
 
 
 def _replace_batchnorms(module: nn.Module) -> None:

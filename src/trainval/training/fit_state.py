@@ -49,6 +49,7 @@ class FitState:
     device: torch.device
     epoch: int  # the epoch under way (0-based)
     augment: BoundAugmentation | None = None
+    processes: int = 1  # data-parallel processes sharing every batch (decides the merging of a small last batch)
     batch: int = 0  # steps of ``epoch`` done
     epoch_done: bool = False  # ``epoch`` trained and validated; its epoch-end callbacks are running
     order: torch.Tensor | None = None  # ``epoch``'s sample order, drawn when the epoch begins
@@ -63,7 +64,7 @@ class FitState:
     def batches(self) -> list[torch.Tensor]:
         """The epoch's index batches, all of them, including those already done."""
         assert self.order is not None, "begin_epoch() draws the order first"
-        return split_order(self.order, self.batch_size)
+        return split_order(self.order, self.batch_size, self.processes)
 
     def end_epoch(self) -> None:
         self.epoch += 1
@@ -118,7 +119,7 @@ def _check_position(state: dict[str, Any], fit: FitState, source: str) -> None:
                                     and order.shape == (fit.samples,)
                                     and torch.equal(order.sort().values, torch.arange(fit.samples))):
         problem = f"the sample order is not a permutation of the {fit.samples} samples"
-    elif not (isinstance(batch, int) and 0 <= batch <= (0 if order is None else len(split_order(order, fit.batch_size)))):
+    elif not (isinstance(batch, int) and 0 <= batch <= (0 if order is None else len(split_order(order, fit.batch_size, fit.processes)))):
         problem = f"step {batch!r} is outside the epoch"
     if problem:
         raise CheckpointError(f"{source} does not describe a position in this fit ({problem}); "

@@ -42,7 +42,10 @@ def capture(module: nn.Module, trainer: Trainer, fit: FitState, callbacks: Seque
     fit_state = fit.state_dict()
     # In a data-parallel fit every rank calls this at once: dropout generators and epoch sums are
     # each rank's own, so every rank's go in the checkpoint (weights and everything else are shared).
-    ranks = gather_to_all({"rng": rng, "running": fit_state["running"]})
+    running = fit_state["running"]
+    if running is not None:  # on the CPU, so no process unpickles another's GPU tensors
+        running = {key: value.cpu() if isinstance(value, torch.Tensor) else value for key, value in running.items()}
+    ranks = gather_to_all({"rng": rng, "running": running})
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "model": description,
         "module": module.state_dict(), "trainer": trainer.state_dict(), "fit": fit_state, "rng": rng,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -214,7 +212,8 @@ def _train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--nproc must be a number of processes >= 1; got {args.nproc}")
         if args.nproc > 1 and distributed.launched_world().size == 1:
             _check_before_launch(args)
-            return _launch_with_torchrun(args.nproc, args.argv)
+            program = ["-m", "trainval", *_without_option(args.argv, "--nproc")]
+            return distributed.launch_with_torchrun(args.nproc, program)
     world = distributed.setup()
     # Leave the group together only after a success: a process that failed must exit at once, so that
     # torchrun stops the others, instead of waiting for them at a barrier they never reach.
@@ -230,20 +229,6 @@ def _check_before_launch(args: argparse.Namespace) -> None:
     check_sync_batchnorm(args.sync_bn, args.nproc, torch.cuda.is_available())
     if not args.resume:
         _train_config(args, verbose=0).check()
-
-
-def _launch_with_torchrun(nproc: int, argv: list[str]) -> int:
-    """Run this same command in ``nproc`` processes on this machine with torchrun; its exit status."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "trainval", *_without_option(argv, "--nproc")]
-    print(f"Launching {nproc} processes: torchrun {' '.join(command[3:])}", flush=True)
-    launcher = subprocess.Popen(command)
-    try:
-        return launcher.wait()
-    except KeyboardInterrupt:
-        launcher.send_signal(signal.SIGINT)  # torchrun then stops its processes before it exits
-        launcher.wait()
-        raise
 
 
 def _without_option(argv: list[str], option: str) -> list[str]:

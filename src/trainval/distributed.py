@@ -11,6 +11,9 @@ from __future__ import annotations
 import datetime
 import gc
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -61,6 +64,20 @@ def setup(device: str | None = None) -> World:
         torch.cuda.set_device(world.local_rank)
     dist.init_process_group("nccl" if use_cuda else "gloo", timeout=_TIMEOUT)
     return current_world()
+
+
+def launch_with_torchrun(nproc: int, program: list[str]) -> int:
+    """Run ``program`` (e.g. ``["-m", "trainval", "train", ...]``) in ``nproc`` processes on this machine
+    with torchrun, and return its exit status. Ctrl-C is passed on, so torchrun stops every process."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *program]
+    print(f"Launching {nproc} processes: torchrun {' '.join(command[3:])}", flush=True)
+    launcher = subprocess.Popen(command)
+    try:
+        return launcher.wait()
+    except KeyboardInterrupt:
+        launcher.send_signal(signal.SIGINT)
+        launcher.wait()
+        raise
 
 
 def current_world() -> World:

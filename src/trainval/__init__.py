@@ -19,5 +19,5 @@ from trainval.training.averaging import Lookahead
 from trainval.training.callbacks import Callback, History
 
 __all__ = ["Augmentation", "Callback", "History", "Lookahead", "Model", "TrainConfig", "callbacks", "create_model",
-           "datasets", "describe_model", "distributed", "errors", "list_models", "load_model", "losses", "optimizers", "presets",
-           "resume_training", "run_training", "__version__"]
+           "datasets", "describe_model", "distributed", "errors", "list_models", "load_model", "losses", "optimizers",
+           "presets", "resume_training", "run_training", "__version__"]

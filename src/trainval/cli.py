@@ -222,10 +222,14 @@ def _train(args: argparse.Namespace) -> int:
     return code
 
 
+def _refuse_seeds_across_processes(args: argparse.Namespace, processes: int) -> None:
+    if args.seeds is not None and processes > 1:
+        raise ConfigError("--seeds trains its runs one after another; run it without torchrun or --nproc")
+
+
 def _check_before_launch(args: argparse.Namespace) -> None:
     """Usage errors that every launched process would hit, caught once, before launching them."""
-    if args.seeds is not None:
-        raise ConfigError("--seeds trains its runs one after another; run it without --nproc")
+    _refuse_seeds_across_processes(args, args.nproc)
     check_sync_batchnorm(args.sync_bn, args.nproc, torch.cuda.is_available())
     if not args.resume:
         _train_config(args, verbose=0).check()
@@ -264,8 +268,7 @@ def _train_here(args: argparse.Namespace, world: distributed.World) -> int:
     else:
         config = _train_config(args, verbose)
         if args.seeds is not None:
-            if world.size > 1:
-                raise ConfigError("--seeds trains its runs one after another; run it without torchrun or --nproc")
+            _refuse_seeds_across_processes(args, world.size)
             return _print_seeds(run_seeds(config, args.seeds, announce=announce, on_seed=_print_seed))
         result = run_training(config, announce=announce)
     if not world.is_main:

@@ -28,10 +28,11 @@ from trainval.reports.scores import Scores, score_predictions
 from trainval.errors import ConfigError, InputError, TrainvalError
 from trainval.training import snapshot
 from trainval.training.callbacks import Callback, CallbackList, History
-from trainval.training.data_parallel import DataParallel, reduce_sums
+from trainval.training.data_parallel import DataParallel
 from trainval.training.fit_state import FitState, data_fingerprint
 from trainval.training.nan_guard import TerminateOnNaN
-from trainval.training.loop import LossFunction, Trainer, evaluate_logits, predict_logits, train_one_epoch
+from trainval.training.loop import (LossFunction, RunningAverages, Trainer, evaluate_logits, predict_logits,
+                                   train_one_epoch)
 from trainval.training.optimizers import Adam, OptimizerSpec, resolve_optimizer
 from trainval.training.tta import TTA_LEVELS
 from trainval.training.precision import resolve_device, resolve_precision
@@ -327,14 +328,12 @@ class Model:
         if parallel is None:
             return self._score(images, labels, batch_size, tta=0)
         share = parallel.shard(len(images))
-        count = share.stop - share.start
-        loss_sum = correct = torch.zeros((), dtype=torch.float64, device=self.device)
-        if count:  # a validation set smaller than the number of processes leaves some without images
+        sums = RunningAverages(self.device)
+        if share.stop > share.start:  # a validation set smaller than the number of processes leaves some without images
             logits, targets = self._logits(images[share], batch_size, tta=0), labels[share].to(self.device)
-            loss_sum = self._compiled().loss_fn(logits, targets).double() * count
-            correct = (logits.argmax(dim=1) == targets).sum().double()
-        loss_sum, correct, total = reduce_sums(loss_sum, correct, torch.tensor(float(count), device=self.device))
-        return {"loss": float(loss_sum / total), "acc": float(correct / total)}
+            sums.update(self._compiled().loss_fn(logits, targets), logits, targets)
+        sums.combine_ranks()
+        return sums.result()
 
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
                  verbose: int | str = "auto") -> list[float]:

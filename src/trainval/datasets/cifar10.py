@@ -10,8 +10,6 @@ import os
 import numpy as np
 
 from trainval.datasets import array_cache, cifar_format
-from trainval.datasets.download import download_and_verify
-from trainval.datasets.locations import locate_files
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -40,7 +38,8 @@ def load_data(data_dir: str | os.PathLike[str] | None = None) -> tuple[array_cac
     Raises:
         DataError: the files are missing, truncated, corrupt, or could not be downloaded.
     """
-    sources, read_members = _locate(data_dir)
+    sources, read_members = cifar_format.locate_cifar_files("cifar10", "CIFAR-10", data_dir, URL, MD5, FOLDER_NAME,
+                                                            ARCHIVE_NAME, TRAIN_FILES + (TEST_FILE,))
     return array_cache.cached_train_test("cifar10", sources, lambda: _decode(read_members))
 
 
@@ -57,10 +56,3 @@ def _decode(read_members: cifar_format.ReadMembers) -> dict[str, np.ndarray]:
         "y_test": y_test.reshape(-1, 1),
     }
 
-
-def _locate(data_dir: str | os.PathLike[str] | None) -> cifar_format.FoundFiles:
-    return locate_files(
-        "cifar10", "CIFAR-10", data_dir,
-        find_in=lambda path: cifar_format.find_cifar_files(path, FOLDER_NAME, ARCHIVE_NAME, TRAIN_FILES + (TEST_FILE,)),
-        download_into=lambda folder: download_and_verify(URL, MD5, folder / ARCHIVE_NAME),
-        expected=f"{FOLDER_NAME}/ or {ARCHIVE_NAME}")

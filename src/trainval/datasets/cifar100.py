@@ -11,8 +11,6 @@ import os
 import numpy as np
 
 from trainval.datasets import array_cache, cifar_format
-from trainval.datasets.download import download_and_verify
-from trainval.datasets.locations import locate_files
 from trainval.errors import ConfigError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
@@ -63,11 +61,8 @@ def load_data(data_dir: str | os.PathLike[str] | None = None,
     """
     if label_mode not in CLASS_NAMES:
         raise ConfigError(f"label_mode must be 'fine' or 'coarse'; got {label_mode!r}")
-    sources, read_members = locate_files(
-        "cifar100", "CIFAR-100", data_dir,
-        find_in=lambda path: cifar_format.find_cifar_files(path, FOLDER_NAME, ARCHIVE_NAME, (TRAIN_FILE, TEST_FILE)),
-        download_into=lambda folder: download_and_verify(URL, MD5, folder / ARCHIVE_NAME),
-        expected=f"{FOLDER_NAME}/ or {ARCHIVE_NAME}")
+    sources, read_members = cifar_format.locate_cifar_files("cifar100", "CIFAR-100", data_dir, URL, MD5, FOLDER_NAME,
+                                                            ARCHIVE_NAME, (TRAIN_FILE, TEST_FILE))
     return array_cache.cached_train_test(f"cifar100-{label_mode}", sources,
                                          lambda: _decode(read_members, label_mode))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import tarfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -11,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from trainval.datasets.download import download_and_verify
+from trainval.datasets.locations import locate_files
 from trainval.datasets.safe_pickle import safe_loads
 from trainval.errors import DataError
 
@@ -61,7 +64,18 @@ def read_batch(blob: bytes, where: str, label_key: bytes, num_classes: int) -> t
     return np.ascontiguousarray(images, dtype=np.uint8), np.array(labels, dtype=np.uint8)
 
 
-def find_cifar_files(path: Path, folder_name: str, archive_name: str, members: Sequence[str]) -> FoundFiles | None:
+def locate_cifar_files(dataset: str, title: str, data_dir: str | os.PathLike[str] | None, url: str, md5: str,
+                       folder_name: str, archive_name: str, members: Sequence[str]) -> FoundFiles:
+    """Find a CIFAR data set's files as :func:`~trainval.datasets.locations.locate_files` does (downloading
+    the official archive from ``url`` and checking ``md5`` when no folder is given), and say how to read them."""
+    return locate_files(
+        dataset, title, data_dir,
+        find_in=lambda path: _find_cifar_files(path, folder_name, archive_name, members),
+        download_into=lambda folder: download_and_verify(url, md5, folder / archive_name),
+        expected=f"{folder_name}/ or {archive_name}")
+
+
+def _find_cifar_files(path: Path, folder_name: str, archive_name: str, members: Sequence[str]) -> FoundFiles | None:
     """Find a CIFAR data set at ``path``: the official archive itself, the extracted ``folder_name``
     folder or a folder holding it, or a folder holding the archive; None if there is none there.
 

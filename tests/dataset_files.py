@@ -323,3 +323,19 @@ def write_train_test_folder(root: Path, train: dict[str, int] | None = None, tes
             written[split] += write_class_folder(Path(root) / split, name, index.get(name, len(index)),
                                                  counts[name], modes, MIXED_SIZES)
     return written
+
+
+def write_photos(root: Path, classes=("cat", "dog", "owl"), per_class: int = 8, grayscale: bool = False) -> Path:
+    """Class folders of PNG and JPEG files of assorted sizes; each class has its own brightness."""
+    rng = np.random.default_rng(0)
+    for index, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            height, width = rng.integers(20, 50, size=2)
+            pixels = np.clip(index * 90 + rng.integers(0, 40, size=(height, width, 3)), 0, 255).astype(np.uint8)
+            image = Image.fromarray(pixels)
+            if grayscale or i % 4 == 0:
+                image = image.convert("L")
+            image.save(folder / f"{i}.{'png' if i % 2 else 'jpg'}")
+    return root

@@ -14,23 +14,7 @@ from trainval.cli import main
 from trainval.config import TrainConfig
 
 from cifar_files import write_cifar10_folder
-from dataset_files import write_cifar100_folder, write_mnist_folder
-
-
-def write_photos(root: Path, classes=("cat", "dog", "owl"), per_class: int = 8, grayscale: bool = False) -> Path:
-    """Class folders of PNG and JPEG files of assorted sizes; each class has its own brightness."""
-    rng = np.random.default_rng(0)
-    for index, name in enumerate(classes):
-        folder = root / name
-        folder.mkdir(parents=True)
-        for i in range(per_class):
-            height, width = rng.integers(20, 50, size=2)
-            pixels = np.clip(index * 90 + rng.integers(0, 40, size=(height, width, 3)), 0, 255).astype(np.uint8)
-            image = Image.fromarray(pixels)
-            if grayscale or i % 4 == 0:
-                image = image.convert("L")
-            image.save(folder / f"{i}.{'png' if i % 2 else 'jpg'}")
-    return root
+from dataset_files import write_cifar100_folder, write_mnist_folder, write_photos
 
 
 @pytest.fixture

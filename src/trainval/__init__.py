@@ -4,20 +4,53 @@
 >>> (x_train, y_train), (x_test, y_test) = trainval.datasets.cifar10.load_data()   # doctest: +SKIP
 >>> model = trainval.create_model("seed-cnn")                                       # doctest: +SKIP
 >>> model.fit(x_train, y_train, validation_data=(x_test, y_test), epochs=10, batch_size=100)  # doctest: +SKIP
+
+The names below load on first use (PEP 562), so ``import trainval`` is instant and the
+``trainval`` command can answer Ctrl-C cleanly while torch is still loading.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from trainval import callbacks, datasets, distributed, errors, presets
-from trainval.api import create_model, describe_model, list_models, load_model
-from trainval.config import TrainConfig
-from trainval.data.augment import Augmentation
-from trainval.experiment import resume_training, run_training
-from trainval.model import Model
-from trainval.training import losses, optimizers
-from trainval.training.averaging import Lookahead
-from trainval.training.callbacks import Callback, History
+# public name -> the module that defines it (a module of its own when the name is the module's last part)
+_LAZY = {
+    "Augmentation": "trainval.data.augment", "Callback": "trainval.training.callbacks",
+    "History": "trainval.training.callbacks", "Lookahead": "trainval.training.averaging", "Model": "trainval.model",
+    "TrainConfig": "trainval.config", "create_model": "trainval.api", "describe_model": "trainval.api",
+    "list_models": "trainval.api", "load_model": "trainval.api", "resume_training": "trainval.experiment",
+    "run_training": "trainval.experiment",
+    "callbacks": "trainval.callbacks", "datasets": "trainval.datasets", "distributed": "trainval.distributed",
+    "errors": "trainval.errors", "losses": "trainval.training.losses", "optimizers": "trainval.training.optimizers",
+    "prediction": "trainval.prediction", "presets": "trainval.presets",
+}
 
-__all__ = ["Augmentation", "Callback", "History", "Lookahead", "Model", "TrainConfig", "callbacks", "create_model",
-           "datasets", "describe_model", "distributed", "errors", "list_models", "load_model", "losses", "optimizers",
-           "presets", "resume_training", "run_training", "__version__"]
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'trainval' has no attribute {name!r}")
+    module = importlib.import_module(_LAZY[name])
+    value = module if module.__name__.rsplit(".", 1)[-1] == name else getattr(module, name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # what the names are, for type checkers and IDEs
+    from trainval import callbacks, datasets, distributed, errors, prediction, presets
+    from trainval.api import create_model, describe_model, list_models, load_model
+    from trainval.config import TrainConfig
+    from trainval.data.augment import Augmentation
+    from trainval.experiment import resume_training, run_training
+    from trainval.model import Model
+    from trainval.training import losses, optimizers
+    from trainval.training.averaging import Lookahead
+    from trainval.training.callbacks import Callback, History

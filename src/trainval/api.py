@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -102,8 +104,15 @@ def load_model(path: str | os.PathLike[str], module: nn.Module | None = None,
         if not architecture:
             raise ModelFileError(f"{path} holds weights for a custom module: pass it, as in "
                                  "trainval.load_model(path, module=MyNet())")
-        model = create_model(architecture["name"], num_classes, input_shape, class_names=spec.get("class_names"),
-                             device=device, **architecture.get("options", {}))
+        build = functools.partial(create_model, architecture["name"], num_classes, input_shape,
+                                  class_names=spec.get("class_names"), **architecture.get("options", {}))
+        try:
+            with torch.device("meta"):  # sizes without memory: checked against the weights before the real build
+                saving.check_weights_fit(build(device="meta").module, path)
+        except ConfigError as error:
+            raise ModelFileError(f"{Path(path) / saving.SPEC_FILE} describes a network trainval cannot build "
+                                 f"({error}); save the model again") from error
+        model = build(device=device)
     else:
         model = Model(module, num_classes=num_classes, input_shape=tuple(input_shape) if input_shape else None,
                       class_names=spec.get("class_names"), device=device)

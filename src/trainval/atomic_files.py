@@ -70,3 +70,25 @@ def remove_stale_temporaries(folder: str | os.PathLike[str], name: str = "*") ->
     for stale in Path(folder).glob(f".{name}.*.tmp"):
         with contextlib.suppress(OSError):
             stale.unlink()
+
+
+def check_writable_folder(folder: str | os.PathLike[str]) -> None:
+    """Raise OSError unless files can be written in ``folder`` (created if needed, as a write would).
+
+    A probe file is written and removed, and folders made for it are removed again, so the check
+    leaves nothing behind. Permission bits alone do not tell (a root process ignores them).
+    """
+    folder = Path(folder)
+    missing = []
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            break
+        missing.append(parent)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        write_bytes_atomically(folder / ".trainval-write-check", b"")
+        os.unlink(folder / ".trainval-write-check")
+    finally:
+        for made in missing:
+            with contextlib.suppress(OSError):
+                made.rmdir()

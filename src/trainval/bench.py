@@ -116,9 +116,15 @@ def measure_throughput(preset_name: str, steps: int, data_dir: str | None = None
     data = datasets.get(dataset)
     (x_train, y_train), _ = data.load_data(data_dir)
     count = (steps + 1) * preset.batch_size
-    if steps < 1 or count > len(x_train):
+    if steps < 1:
+        raise ConfigError(f"compare-steps must be an integer >= 1; got {steps}")
+    if count > len(x_train):
+        most = len(x_train) // preset.batch_size - 1
+        advice = (f"choose --compare-steps {most} or fewer" if most >= 1 else
+                  f"--compare needs at least {2 * preset.batch_size} training images (a warm-up batch and a timed one "
+                  "of that size), so drop --compare for this data set")
         raise ConfigError(f"timing {steps} steps of preset {preset_name} (plus one warm-up step) needs {count} "
-                          f"training images, and there are {len(x_train)}; choose fewer steps (at least 1)")
+                          f"training images, and {dataset} has {len(x_train)}; {advice}")
     model = preset.build_model(data.num_classes, x_train.shape[1:], seed=0, precision=precision)
     warmup = preset.batch_size
     model.fit(x_train[:warmup], y_train[:warmup], batch_size=preset.batch_size, verbose=0, seed=0)

@@ -82,15 +82,16 @@ def _build_parser() -> argparse.ArgumentParser:
                             "set, as the Keras tutorial does (biases the test score); none: train on all training "
                             "images without validation (default: %(default)s)")
     train.add_argument("--holdout-size", type=_count_or_fraction, default=_DEFAULTS.holdout_size,
-                       help="training images held out, stratified by class, with --validation holdout: a count, or "
-                            "a fraction such as 0.1 (default: %(default)s)")
+                       help="training images held out, stratified by class, with --validation holdout: a fraction "
+                            "(at least one image of every class each way) or a count such as 5000 (default: "
+                            "%(default)s, which is 5,000 of CIFAR-10's 50,000)")
     train.add_argument("--learning-rate", "--lr", dest="learning_rate", type=float,
                        help="base learning rate (default: the preset's, scaled to the batch size)")
     train.add_argument("--patience", type=int,
                        help="stop after this many epochs without a better --monitor score and keep the best weights "
                             "(default: train all epochs)")
     train.add_argument("--monitor", default=_DEFAULTS.monitor, choices=MONITORS,
-                       help="validation metric that picks the best model and drives --patience (default: %(default)s)")
+                       help="metric that picks the best model and drives --patience (default: val_acc)")
     train.add_argument("--runs-dir", default=_DEFAULTS.runs_dir,
                        help="where run folders go: config, metrics, checkpoints, models (default: %(default)s)")
     train.add_argument("--name", help="the run folder's name (default: the date and time)")
@@ -187,8 +188,12 @@ def _build_parser() -> argparse.ArgumentParser:
         description="List the registered architectures (default options), with their parameter count and the "
                     "forward pass's FLOPs per image (a multiply-add counts 2; convolutions and matrix products) for "
                     "a data set's image shape and class count.")
-    model_list.add_argument("--dataset", default=_DEFAULTS.dataset, choices=datasets.names(),
-                            help="whose image shape and class count to build the models for (default: %(default)s)")
+    model_list.add_argument("--dataset", default=_DEFAULTS.dataset,
+                            help="whose image shape and class count to build the models for: "
+                                 + _DATASET_HELP + " (default: %(default)s)")
+    model_list.add_argument("--image-size", type=int, metavar="PIXELS",
+                            help="folder data sets: pixels a side (default: "
+                                 f"{image_folder.DEFAULT_IMAGE_SIZE})")
     model_list.set_defaults(handler=_models)
     return parser
 
@@ -351,7 +356,8 @@ def _report(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     model = load_model(args.model)
-    output = Path(args.output or RunFolder(args.model).path / "export")
+    folder = RunFolder(args.model)
+    output = Path(args.output) if args.output else folder.owned_subfolder(folder.path / "export")
     if output.is_dir() or not output.suffix:  # a folder: the file goes inside it
         output = output / f"model.{args.format}"
     export_model(model, output, args.format)
@@ -385,12 +391,17 @@ def _datasets(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    dataset = datasets.get(args.dataset)
-    height, width, channels = dataset.image_shape
+    dataset = datasets.get(args.dataset, image_size=args.image_size)
+    if args.dataset.startswith(datasets.FOLDER_PREFIX):
+        folder = image_folder.ImageFolder.scan(args.dataset[len(datasets.FOLDER_PREFIX):], args.image_size)
+        shape = (folder.image_size, folder.image_size, folder.channels())
+    else:
+        shape = dataset.image_shape
+    height, width, channels = shape
     print(f"For {args.dataset}: {height}x{width}x{channels} images, {dataset.num_classes} classes")
     print(f"{'name':<10} {'parameters':>11} {'MFLOPs/image':>13}  description")
     for name in list_models():
-        described = describe_model(name, dataset.num_classes, dataset.image_shape)
+        described = describe_model(name, dataset.num_classes, shape)
         print(f"{name:<10} {described.parameters:>11,} {described.flops_per_image / 1e6:>13,.1f}  "
               f"{described.description}")
     return 0

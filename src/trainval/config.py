@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, fields
+import os
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from trainval import datasets, presets
 from trainval.errors import CheckpointError, ConfigError
 from trainval.presets import Preset
+from trainval.runs.run_folder import check_run_name
 
 VALIDATION_MODES = ("holdout", "test", "none")
 MONITORS = ("val_acc", "val_loss", "acc", "loss")  # what a run logs each epoch
 _CHECKPOINT_EVERY = re.compile(r"^(?:(?P<steps>\d+)|(?P<amount>\d+(?:\.\d+)?)(?P<unit>[smh]))$")
 _SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600}
+
+
+def _absolute(path: str) -> str:
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def parse_checkpoint_every(text: str) -> tuple[int | None, float | None]:
@@ -50,9 +56,10 @@ class TrainConfig:
     test_fraction: float | None = None  # folder data sets without train/ and test/: share held out as test (None: 0.2)
     precision: str = "auto"  # auto | bf16 | fp32
     validation: str = "holdout"  # holdout: from training data; test: the tutorial's way; none
-    holdout_size: int | float = 5000  # images held out with validation == "holdout": a count, or a fraction in (0, 1)
+    holdout_size: int | float = 0.1  # held out with validation == "holdout": a fraction in (0, 1) (per class, at
+    # least one image each way; 0.1 is 5,000 of CIFAR-10's 50,000), or a count
     patience: int | None = None  # stop after this many epochs without a better monitored score; None: never
-    monitor: str = "val_acc"  # the validation metric that picks the best model (and early stopping)
+    monitor: str | None = None  # the metric that picks the best model and drives early stopping; None: val_acc
     runs_dir: str | None = "runs"  # where run folders go; None: write no run folder
     name: str | None = None  # the run folder's name; None: the date and time
     sync_bn: bool = False  # data-parallel runs on GPUs: BatchNorm statistics over the global batch
@@ -72,39 +79,61 @@ class TrainConfig:
                                                or not isinstance(self.learning_rate, (int, float))
                                                or not 0 < self.learning_rate < math.inf):
             raise ConfigError(f"learning-rate must be a positive finite number; got {self.learning_rate!r}")
-        for name in ("dataset", "precision", "monitor", "checkpoint_every"):
+        for name in ("dataset", "precision", "checkpoint_every"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name.replace('_', '-')} must be a string; got {getattr(self, name)!r}")
         if not isinstance(self.sync_bn, bool):
             raise ConfigError(f"sync-bn must be true or false; got {self.sync_bn!r}")
-        for name in ("model", "data_dir", "runs_dir", "name", "output"):
+        for name in ("model", "data_dir", "runs_dir", "name", "output", "monitor"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name.replace('_', '-')} must be a string or None; got {getattr(self, name)!r}")
+        if self.name is not None:
+            check_run_name(self.name)
         size = self.holdout_size
         if isinstance(size, bool) or not isinstance(size, (int, float)) or (isinstance(size, int) and size < 1):
             raise ConfigError(f"holdout-size must be a count >= 1 or a fraction in (0, 1); got {size!r}")
         if isinstance(size, float) and not 0.0 < size < 1.0:
             raise ConfigError(f"holdout-size as a fraction must lie strictly between 0 and 1; got {size!r}")
-        if self.monitor not in MONITORS:
+        if self.monitor is not None and self.monitor not in MONITORS:
             raise ConfigError(f"monitor must be one of {', '.join(MONITORS)}; got {self.monitor!r}")
-        if self.monitor.startswith("val_") and self.validation == "none" and self.patience is not None:
-            raise ConfigError(f"--patience watches {self.monitor}, which needs validation; drop --validation none")
+        if self.validation == "none" and self.watched_metric.startswith("val_") and \
+                (self.monitor is not None or self.patience is not None):
+            what = "--patience" if self.monitor is None else f"--monitor {self.monitor}"
+            raise ConfigError(f"{what} watches {self.watched_metric}, which needs validation: drop --validation none, "
+                              "or monitor a training metric (--monitor loss or --monitor acc)")
         parse_checkpoint_every(self.checkpoint_every)
         self.find_dataset()
+
+    @property
+    def watched_metric(self) -> str:
+        """The metric that picks the best model and drives early stopping: ``monitor``, else val_acc."""
+        return self.monitor or "val_acc"
+
+    def with_absolute_paths(self) -> TrainConfig:
+        """This config with its data folder and image folder as absolute paths, so that the run's files name
+        them from anywhere (evaluate, report and resume may run in another working folder)."""
+        dataset = self.dataset
+        if isinstance(dataset, str) and dataset.startswith(datasets.FOLDER_PREFIX):
+            dataset = datasets.FOLDER_PREFIX + _absolute(dataset[len(datasets.FOLDER_PREFIX):])
+        data_dir = _absolute(self.data_dir) if isinstance(self.data_dir, str) else self.data_dir
+        return replace(self, dataset=dataset, data_dir=data_dir)
 
     def find_dataset(self) -> datasets.Dataset:
         """The data set this config names, with its folder options."""
         return datasets.get(self.dataset, image_size=self.image_size, test_fraction=self.test_fraction)
 
-    def resolve_preset(self) -> Preset:
+    def resolve_preset(self, train_samples: int | None = None) -> Preset:
         """The preset with this config's overrides applied, fitted to the data set (no mirroring where it
         changes classes). With no preset named, a named model brings its own recipe (``seed-cnn``:
-        the tutorial's) and otherwise the ``94`` preset runs."""
+        the tutorial's) and otherwise the ``94`` preset runs. Given the number of ``train_samples``,
+        a batch larger than that becomes the whole training set (its learning rate scaled to it)."""
         if self.preset is None:
             preset = presets.for_model(self.model)
         else:
             preset = self.preset if isinstance(self.preset, Preset) else presets.get(self.preset)
         preset = preset.with_overrides(self.model, self.epochs, self.batch_size, self.learning_rate)
+        if train_samples is not None and preset.batch_size > train_samples >= 1:
+            return replace(self, batch_size=train_samples).resolve_preset()
         # A folder of one's own images is taken as mirror-safe, which spares scanning it here.
         mirror_safe = self.dataset.startswith(datasets.FOLDER_PREFIX) or self.find_dataset().mirror_safe
         return preset if mirror_safe else preset.without_mirroring()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +11,10 @@ import numpy as np
 from trainval import datasets
 from trainval.api import load_model
 from trainval.config import TrainConfig
-from trainval.data.splits import holdout_split
 from trainval.errors import ConfigError
 from trainval.model import Model
 from trainval.reports.scores import Scores
+from trainval.run_data import load_run_data
 from trainval.runs.run_folder import RunFolder
 from trainval.training.precision import PRECISIONS
 
@@ -53,20 +53,17 @@ def evaluate_saved_model(path: str | os.PathLike[str], split: str = "test", data
     if model.num_classes != data.num_classes:
         raise ConfigError(f"the model predicts {model.num_classes} classes but {data.name} has "
                           f"{data.num_classes}; pass the --dataset it was trained on")
-    (x_train, y_train), (x_test, y_test) = data.load_data(data_dir or (run_config.data_dir if run_config else None))
-    if split == "test":
-        images, labels = x_test, y_test
+    if run_config is not None and data.name == run_config.dataset:  # the run's own splits
+        run_data = load_run_data(replace(run_config, data_dir=data_dir or run_config.data_dir))
+        holdout = run_data.validation if run_config.validation == "holdout" else None
+        splits = {"test": run_data.test, "train": run_data.train, "validation": holdout}
     else:
-        holdout = run_config is not None and run_config.validation == "holdout"
-        if split == "validation" and not holdout:
-            raise ConfigError(f"{path} has no validation split of its own: only a run folder trained with "
-                              "--validation holdout has one; use --split test or --split train")
-        if holdout:
-            train_idx, val_idx = holdout_split(y_train, run_config.holdout_size, seed=run_config.seed)
-            chosen = val_idx if split == "validation" else train_idx
-            images, labels = x_train[chosen], y_train[chosen]
-        else:
-            images, labels = x_train, y_train
+        train, test = data.load_data(data_dir)
+        splits = {"test": test, "train": train, "validation": None}
+    if splits[split] is None:
+        raise ConfigError(f"{path} has no validation split of its own: only a run folder trained with "
+                          "--validation holdout has one; use --split test or --split train")
+    images, labels = splits[split]
     scores, probabilities = model.evaluate_detailed(images, labels, batch_size=batch_size,
                                                     class_names=model.class_names or data.class_names)
     return SavedModelEvaluation(RunFolder.model_in(path), data.name, split, scores, model.tta, model.precision,

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from trainval.atomic_files import check_writable_folder
 from trainval.config import TrainConfig, parse_checkpoint_every
 from trainval.distributed import backend_name, current_world, local_main_first, on_main_then_shared
-from trainval.data.splits import holdout_split
-from trainval.errors import CheckpointError, ConfigError, TrainvalError
+from trainval.errors import CheckpointError, ConfigError, OutputError, TrainvalError
 from trainval.model import Model
 from trainval.presets import Preset
 from trainval.reports.predictions_file import SavedPredictions
 from trainval.reports.report import write_report
 from trainval.reports.scores import Scores
+from trainval.run_data import RunData, load_run_data
 from trainval.runs.backup import CHECKPOINT_FILE, BackupAndRestore, peek
 from trainval.runs.metric_logs import CSVLogger, JSONLogger
 from trainval.runs.model_checkpoint import ModelCheckpoint
@@ -51,17 +53,18 @@ class TrainResult:
 def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -> TrainResult:
     """Run ``config`` end to end in a new run folder (none if ``config.runs_dir`` is None).
 
+    Everything that can be checked (options, data, sizes, output paths) is checked before the run
+    folder is made, and a run that fails before its first checkpoint takes its folder away again.
     ``announce`` receives the lines a user should see before training.
     """
-    config.check()
-    check_sync_batchnorm(config.sync_bn, current_world().size, torch.cuda.is_available())
-    preset = config.resolve_preset()
+    started = time.perf_counter()
+    config = config.with_absolute_paths()
+    data, preset = prepare(config, announce)
     folder = None
     if config.runs_dir:
-        folder = on_main_then_shared(lambda: RunFolder.create(config.runs_dir, config.name, {
-            "config": config.to_dict(), "preset": plain(preset.to_dict()), "versions": software_versions(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
-    return _run(config, preset, folder, announce)
+        folder = on_main_then_shared(lambda: RunFolder.create(config.runs_dir, config.name, config_record(config, preset)))
+    with _held(folder, fresh=True):
+        return _run(config, preset, data, folder, announce, started)
 
 
 def resume_training(path: str | Path, data_dir: str | None = None, verbose: int | str | None = None,
@@ -73,36 +76,87 @@ def resume_training(path: str | Path, data_dir: str | None = None, verbose: int 
     print and where else to save the final model may change. A run started from a ``Preset``
     object rather than a preset name needs that object passed again as ``preset``.
     """
-    def open_unfinished() -> tuple[RunFolder, TrainConfig, Preset]:
+    started = time.perf_counter()
+
+    def open_unfinished() -> RunFolder:
         folder = RunFolder.open(path)
         if folder.result_file.exists():
             raise ConfigError(f"the run in {path} has finished; its test score is in {folder.result_file}")
-        return (folder, *saved_config(folder, data_dir=data_dir, verbose=verbose, output=output, preset=preset))
+        return folder
 
-    folder, config, resolved = on_main_then_shared(open_unfinished)  # other machines may not see the folder
-    return _run(config, resolved, folder, announce)
+    folder = on_main_then_shared(open_unfinished)  # other machines may not see the folder
+    with _held(folder, fresh=False):
+        config = saved_config(folder, data_dir=data_dir, verbose=verbose, output=output, preset=preset)
+        data, resolved = prepare(config, announce)
+        check_same_preset(folder, resolved)
+        if data_dir is not None and current_world().is_main:  # where the data was this time, for evaluate and report
+            saved = folder.read_config()
+            folder.write_json(folder.config_file, {**saved, "config": {**saved["config"], "data_dir": config.data_dir}})
+        return _run(config, resolved, data, folder, announce, started)
+
+
+def prepare(config: TrainConfig, announce: Callable[[str], None]) -> tuple[RunData, Preset]:
+    """Check ``config`` and where it writes, load and split its data, and fit its preset to the data:
+    everything a run can find wrong before it makes its run folder."""
+    config.check()
+    check_sync_batchnorm(config.sync_bn, current_world().size, torch.cuda.is_available())
+    if config.output and current_world().is_main:
+        try:
+            check_writable_folder(config.output)
+        except OSError as error:
+            raise OutputError(f"cannot save the model to --output {config.output} ({error.strerror or error}); "
+                              "choose a writable folder") from error
+    data = local_main_first(lambda: load_run_data(config))
+    train_samples = len(data.train[0])
+    preset = config.resolve_preset(train_samples)
+    asked = config.resolve_preset().batch_size
+    if preset.batch_size < asked:
+        announce(f"Note: a batch of {asked} is more than the {train_samples} training images; training on batches "
+                 f"of {preset.batch_size} (the whole training set), learning rate {preset.optimizer.learning_rate:g}")
+    return data, preset
+
+
+def config_record(config: TrainConfig, preset: Preset, **extra: Any) -> dict[str, Any]:
+    """What config.json holds: the config, the resolved preset, the software versions and the start time."""
+    return {"config": config.to_dict(), "preset": plain(preset.to_dict()), **extra, "versions": software_versions(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+@contextlib.contextmanager
+def _held(folder: RunFolder | None, fresh: bool) -> Iterator[None]:
+    """Lock ``folder`` while this process trains in it (rank 0 holds it for a data-parallel run); a
+    ``fresh`` folder that fails before its first checkpoint is removed, so its name can start again."""
+    if folder is None or not current_world().is_main:
+        yield
+        return
+    with folder.locked(), (folder.removed_if_blank_on_failure() if fresh else contextlib.nullcontext()):
+        yield
 
 
 def saved_config(folder: RunFolder, data_dir: str | None = None, verbose: int | str | None = None,
-                 output: str | None = None, preset: Preset | None = None) -> tuple[TrainConfig, Preset]:
-    """The config and resolved preset a run folder started with, with the few settings a resume may change;
-    a CheckpointError if this trainval cannot use them or would resolve the preset differently."""
+                 output: str | None = None, preset: Preset | None = None) -> TrainConfig:
+    """The config a run folder started with, with the few settings a resume may change; a
+    CheckpointError if this trainval cannot use it."""
     saved = folder.read_config()
     try:
         config = TrainConfig.from_dict(saved["config"])
         config = replace(config, data_dir=data_dir if data_dir is not None else config.data_dir,
                          verbose=verbose if verbose is not None else config.verbose,
                          output=output if output is not None else config.output,
-                         preset=preset if preset is not None else config.preset)
+                         preset=preset if preset is not None else config.preset).with_absolute_paths()
         config.check()
-        resolved = config.resolve_preset()
     except ConfigError as error:
         raise CheckpointError(f"{folder.config_file} holds a setting this trainval cannot use ({error}); "
                               "resume with the trainval version that started the run") from error
-    if plain(resolved.to_dict()) != saved.get("preset"):
+    return config
+
+
+def check_same_preset(folder: RunFolder, resolved: Preset) -> None:
+    """A CheckpointError if ``resolved`` is not the preset the run in ``folder`` started with (another
+    trainval version, or a changed Preset object)."""
+    if plain(resolved.to_dict()) != folder.read_config().get("preset"):
         raise CheckpointError(f"the preset {resolved.name!r} differs from the one the run in {folder.path} started "
                               "with (another trainval version, or a changed Preset object); resume with the same one")
-    return config, resolved
 
 
 def _silent(line: str) -> None:
@@ -117,38 +171,31 @@ def plain(values: dict[str, Any]) -> Any:
 def _run_callbacks(config: TrainConfig, folder: RunFolder | None, validating: bool) -> list[Callback]:
     callbacks: list[Callback] = []
     if config.patience is not None:
-        callbacks.append(EarlyStopping(monitor=config.monitor, patience=config.patience, restore_best_weights=True))
+        callbacks.append(EarlyStopping(monitor=config.watched_metric, patience=config.patience,
+                                       restore_best_weights=True))
     if folder is not None:
         steps, seconds = parse_checkpoint_every(config.checkpoint_every)
         callbacks += [CSVLogger(folder.metrics_csv), JSONLogger(folder.metrics_jsonl),
                       BackupAndRestore(folder.checkpoints, save_freq=steps or "epoch", save_every_seconds=seconds,
                                        delete_checkpoint=False)]
         if validating:
-            callbacks.append(ModelCheckpoint(folder.best_model, monitor=config.monitor, save_best_only=True))
+            callbacks.append(ModelCheckpoint(folder.best_model, monitor=config.watched_metric, save_best_only=True))
     return callbacks
 
 
-def _run(config: TrainConfig, preset: Preset, folder: RunFolder | None, announce: Callable[[str], None]) -> TrainResult:
-    started = time.perf_counter()
+def _run(config: TrainConfig, preset: Preset, data: RunData, folder: RunFolder | None,
+         announce: Callable[[str], None], started: float) -> TrainResult:
     world = current_world()
     if not world.is_main:  # one process of a data-parallel run prints and writes
         announce = _silent
-    dataset = config.find_dataset()
-    (x_train, y_train), (x_test, y_test) = local_main_first(lambda: dataset.load_data(config.data_dir))
     data_seconds = time.perf_counter() - started
-
-    validation_data = None
-    if config.validation == "holdout":
-        train_idx, val_idx = holdout_split(y_train, config.holdout_size, seed=config.seed)
-        validation_data = (x_train[val_idx], y_train[val_idx])
-        x_train, y_train = x_train[train_idx], y_train[train_idx]
-    elif config.validation == "test":
-        validation_data = (x_test, y_test)
+    (x_train, y_train), validation_data, (x_test, y_test) = data.train, data.validation, data.test
+    if data.validates_on_test:
         announce("Note: validating on the test set, as the tutorial does, makes the test accuracy below a "
                  "biased (optimistic) estimate; use --validation holdout for an honest one.")
 
-    model = preset.build_model(dataset.num_classes, x_train.shape[1:], seed=config.seed,
-                               class_names=dataset.class_names, precision=config.precision,
+    model = preset.build_model(data.dataset.num_classes, x_train.shape[1:], seed=config.seed,
+                               class_names=data.dataset.class_names, precision=config.precision,
                                sync_batchnorm=config.sync_bn)
     announce(f"Preset {preset.name}: {preset.to_dict()}")
     announce(f"Model {preset.model}: {model.count_params():,} parameters on {model.device.type}, "
@@ -185,17 +232,18 @@ def _run(config: TrainConfig, preset: Preset, folder: RunFolder | None, announce
     if folder is not None:
         model.save(folder.final_model)
         SavedPredictions.of(probabilities, y_test, x_test).write(folder.test_predictions)
-        folder.write_json(folder.result_file, {
+        values = {
             "test_loss": scores.loss, "test_accuracy": scores.accuracy, "test_interval_95": list(scores.interval),
             "test_samples": scores.samples, "train_samples": result.train_samples,
             "validation_samples": result.validation_samples, "epochs_trained": len(history.epoch),
             "model": preset.model, "parameters": model.count_params(), "device": model.device.type,
             "precision": model.precision, "tta": model.tta, "seconds": result.seconds,
-            "test_scores": scores.to_dict()})
+            "test_scores": scores.to_dict()}
         try:
-            write_report(folder.path)
+            write_report(folder.path, values)
         except TrainvalError as error:  # the run's results are saved; only its pictures are missing
             announce(f"Warning: the report was not written ({error}); make it with trainval report {folder.path}")
+        folder.write_json(folder.result_file, values)  # last: its presence means the run finished
     if config.output:
         model.save(Path(config.output))  # after the run folder is complete: a failure here loses nothing
     return result

@@ -59,6 +59,22 @@ def _resolve_loss(loss: str | LossFunction) -> LossFunction:
                       "loss(logits, class_indices) -> scalar tensor")
 
 
+def _checked_class_names(names: Sequence[str] | None, num_classes: int | None) -> list[str] | None:
+    """``names`` as a list; a ConfigError unless they are strings, one per class."""
+    if names is None:
+        return None
+    try:
+        listed = [] if isinstance(names, str) else list(names)
+    except TypeError:
+        listed = []
+    if not listed or not all(isinstance(name, str) for name in listed):
+        raise ConfigError(f"class_names must be a sequence of strings, one per class; got {names!r}")
+    names = [str(name) for name in listed]
+    if num_classes is not None and len(names) != num_classes:
+        raise ConfigError(f"class_names has {len(names)} names for {num_classes} classes; give one name per class")
+    return names
+
+
 class Model:
     """A classifier with Keras's verbs around a torch module that returns logits.
 
@@ -87,7 +103,7 @@ class Model:
         self.module = module.to(self.device).to(memory_format=torch.channels_last)
         self.num_classes = num_classes
         self.input_shape = tuple(input_shape) if input_shape is not None else None
-        self.class_names = list(class_names) if class_names is not None else None
+        self.class_names = _checked_class_names(class_names, num_classes)
         self.architecture = architecture
         self.default_optimizer = default_optimizer or Adam()
         self.stop_training = False
@@ -167,6 +183,7 @@ class Model:
             self.input_shape = (images.shape[2], images.shape[3], images.shape[1])
         if self.num_classes is None:
             self.num_classes = self._count_outputs(images[:1])
+            _checked_class_names(self.class_names, self.num_classes)
         return images
 
     def _count_outputs(self, sample: torch.Tensor) -> int:

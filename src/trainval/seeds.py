@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,9 +16,10 @@ from typing import Any
 
 from trainval.errors import CheckpointError, ConfigError
 from trainval.config import TrainConfig
-from trainval.experiment import plain, resume_training, run_training, saved_config
+from trainval.experiment import (check_same_preset, config_record, prepare, resume_training, run_training,
+                                 saved_config)
 from trainval.presets import Preset
-from trainval.runs.run_folder import RunFolder, software_versions
+from trainval.runs.run_folder import RunFolder
 from trainval.stats import spread
 
 SUMMARY_FILE = "summary.json"
@@ -66,13 +66,12 @@ def run_seeds(config: TrainConfig, count: int, announce: Callable[[str], None] =
     if not config.runs_dir:
         raise ConfigError("--seeds keeps each seed's run folder: give a --runs-dir")
     _refuse_output(config.output)
-    config.check()
-    preset = config.resolve_preset()
+    config = config.with_absolute_paths()
+    _, preset = prepare(config, announce=_silent)  # each seed's run says what it notes
     seeds = list(range(config.seed, config.seed + count))
-    parent = RunFolder.create(config.runs_dir, config.name, {
-        "config": config.to_dict(), "preset": plain(preset.to_dict()), "seeds": seeds, "versions": software_versions(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    return _train_seeds(parent, config, seeds, announce, on_seed)
+    parent = RunFolder.create(config.runs_dir, config.name, config_record(config, preset, seeds=seeds))
+    with parent.locked(), parent.removed_if_blank_on_failure():
+        return _train_seeds(parent, config, seeds, announce, on_seed)
 
 
 def resume_seeds(path: str | Path, data_dir: str | None = None, verbose: int | str | None = None,
@@ -86,8 +85,15 @@ def resume_seeds(path: str | Path, data_dir: str | None = None, verbose: int | s
     seeds = parent.seeds()
     if not seeds:
         raise ConfigError(f"{path} is a single run, not a set of seeds; resume it with trainval train --resume {path}")
-    config, _ = saved_config(parent, data_dir=data_dir, verbose=verbose, preset=preset)
-    return _train_seeds(parent, config, seeds, announce, on_seed)
+    config = saved_config(parent, data_dir=data_dir, verbose=verbose, preset=preset)
+    _, resolved = prepare(config, announce=_silent)
+    check_same_preset(parent, resolved)
+    with parent.locked():
+        return _train_seeds(parent, config, seeds, announce, on_seed)
+
+
+def _silent(line: str) -> None:
+    """Where the notes of a set's shared checks go: each seed's own run prints them."""
 
 
 def _refuse_output(output: str | None) -> None:

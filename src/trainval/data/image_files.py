@@ -17,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from trainval.errors import ConfigError
 
+MAX_IMAGE_SIDE = 4096  # pixels: the largest input side trainval trains, saves or loads a model for
 _MODE_FOR_CHANNELS = {1: "L", 3: "RGB"}
 _WIDE_GRAYSCALE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 _WHITE = (255, 255, 255, 255)

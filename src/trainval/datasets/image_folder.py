@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from trainval.data.image_files import load_image_files
+from trainval.data.image_files import MAX_IMAGE_SIDE, load_image_files
 from trainval.datasets import array_cache
+from trainval.datasets.memory_budget import check_images_fit
 from trainval.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -56,8 +57,9 @@ class ImageFolder:
             DataError: the folder is missing, or its classes cannot make a data set.
         """
         image_size = DEFAULT_IMAGE_SIZE if image_size is None else image_size
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-            raise ConfigError(f"image-size must be a whole number of pixels >= 1; got {image_size!r}")
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or not 1 <= image_size <= MAX_IMAGE_SIDE:
+            raise ConfigError(f"image-size must be a whole number of pixels from 1 to {MAX_IMAGE_SIDE}; "
+                              f"got {image_size!r}")
         root = Path(path).expanduser()
         if not root.is_dir():
             raise DataError(f"the image folder {root} {'is not a folder' if root.exists() else 'does not exist'}; "
@@ -72,14 +74,20 @@ class ImageFolder:
             if unknown:
                 raise DataError(f"{root / 'test'} has the class folder {unknown[0]!r}, which {root / 'train'} lacks; "
                                 "every test class needs training images")
-            return cls(root, names, _labelled(root, train, names), _labelled(root, test, names), image_size, None)
+            return cls(root, names, _labelled(root, train, names), _labelled(root, test, names), image_size,
+                       None).checked_memory()
         test_fraction = DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
         if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
             raise ConfigError(f"test-fraction must be a fraction between 0 and 1, such as 0.2; got {test_fraction!r}")
         names, files = _class_files(root)
         train, test = _hold_out(root, files, test_fraction)
         return cls(root, names, _labelled(root, train, names), _labelled(root, test, names), image_size,
-                   test_fraction)
+                   test_fraction).checked_memory()
+
+    def checked_memory(self) -> ImageFolder:
+        """This folder, once it is clear that its images fit in memory at ``image_size`` (a DataError if not)."""
+        check_images_fit(len(self.train_files) + len(self.test_files), self.image_size, 3, str(self.root))
+        return self
 
     def load_data(self, data_dir: str | os.PathLike[str] | None = None) -> tuple[array_cache.Split, array_cache.Split]:
         """``(x_train, y_train), (x_test, y_test)`` as uint8 arrays (N, size, size, C) and (N, 1).
@@ -94,10 +102,13 @@ class ImageFolder:
         name = "folder-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in self.root.resolve().name)
         return array_cache.cached_train_test(name, paths, self._decode, settings)
 
+    def channels(self) -> int:
+        """1 if every image is grayscale, else 3 (read from the files' headers)."""
+        return 1 if all(_is_grayscale(path) for path, _ in self.train_files + self.test_files) else 3
+
     def _decode(self) -> dict[str, np.ndarray]:
         files = self.train_files + self.test_files
-        channels = 1 if all(_is_grayscale(path) for path, _ in files) else 3
-        loaded = load_image_files([path for path, _ in files], self.image_size, self.image_size, channels)
+        loaded = load_image_files([path for path, _ in files], self.image_size, self.image_size, self.channels())
         if loaded.unreadable:
             listed = "; ".join(f"{bad.path}: {bad.reason}" for bad in loaded.unreadable[:_UNREADABLE_SHOWN])
             more = len(loaded.unreadable) - _UNREADABLE_SHOWN

@@ -52,6 +52,9 @@ def locate_files(dataset: str, title: str, data_dir: str | os.PathLike[str] | No
         found = find_in(candidate)
         if found is not None:
             return found
+    if root.is_file():
+        raise DataError(f"the --data-dir/{DATA_ENV_VAR} path {root} is a file, not a folder holding {title} files "
+                        f"({expected}); point it at the folder that holds them")
     where = f"--data-dir/{DATA_ENV_VAR} folder {root}" if root.exists() else f"folder {root}, which does not exist"
     raise DataError(
         f"no {title} files in the {where}: expected {expected} there (or in its {dataset}/ sub-folder). Point "

@@ -6,11 +6,16 @@ needs no display.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
+import matplotlib
 import numpy as np
+from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -24,6 +29,31 @@ MAX_ANNOTATED_CLASSES = 20  # beyond this, counts no longer fit in the confusion
 # Class names are drawn with parse_math=False: a name with two "$" would otherwise be read as TeX and may not parse.
 
 
+# Fonts with CJK glyphs that machines commonly have; matplotlib falls back to them glyph by glyph.
+_FALLBACK_FONT_HINTS = ("CJK", "Han Sans", "WenQuanYi", "Droid Sans Fallback", "Unifont", "IPAGothic", "Noto Sans JP",
+                        "Noto Sans SC", "Noto Sans TC", "Noto Sans KR", "AR PL")
+Plot = TypeVar("Plot", bound=Callable[..., bytes])
+
+
+@functools.cache
+def _font_families() -> list[str]:
+    """matplotlib's own font first, then installed fonts that cover other scripts (class names may be Chinese)."""
+    installed = sorted({font.name for font in font_manager.fontManager.ttflist
+                        if any(hint in font.name for hint in _FALLBACK_FONT_HINTS)})
+    return ["DejaVu Sans", *installed]
+
+
+def _any_script(plot: Plot) -> Plot:
+    """Draw ``plot`` with fallback fonts for names in any script; where no installed font has a glyph it shows
+    as a box, without a warning per glyph (the HTML report lists every name as text)."""
+    @functools.wraps(plot)
+    def drawn(*args, **kwargs):
+        with matplotlib.rc_context({"font.family": _font_families()}), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Glyph .* missing from")
+            return plot(*args, **kwargs)
+    return drawn  # type: ignore[return-value]
+
+
 def _png(figure: Figure) -> bytes:
     """Encode ``figure`` as PNG, cropped to what was drawn."""
     FigureCanvasAgg(figure)  # attaches itself to the figure, so saving needs no backend chosen through pyplot
@@ -32,6 +62,7 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
+@_any_script
 def learning_curves(rows: Sequence[Mapping[str, float]]) -> bytes:
     """Loss and accuracy (%) per epoch, train and validation side by side.
 
@@ -62,6 +93,7 @@ def learning_curves(rows: Sequence[Mapping[str, float]]) -> bytes:
     return _png(figure)
 
 
+@_any_script
 def confusion_matrix_plot(confusion: np.ndarray, class_names: Sequence[str]) -> bytes:
     """Heat map of a confusion matrix (rows true class, columns predicted), counts written in the cells.
 
@@ -95,6 +127,7 @@ def confusion_matrix_plot(confusion: np.ndarray, class_names: Sequence[str]) -> 
     return _png(figure)
 
 
+@_any_script
 def per_class_accuracy_plot(classes: Sequence[ClassScore]) -> bytes:
     """Each class's accuracy (its recall) in % with its 95% Wilson interval; classes without images are left out.
 
@@ -123,6 +156,7 @@ def per_class_accuracy_plot(classes: Sequence[ClassScore]) -> bytes:
     return _png(figure)
 
 
+@_any_script
 def mistakes_grid(images: np.ndarray, true_names: Sequence[str], predicted_names: Sequence[str],
                   confidences: Sequence[float]) -> bytes:
     """Grid of wrongly classified uint8 images (M, H, W, C), C 1 or 3, up to 5 per row.

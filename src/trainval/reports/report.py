@@ -21,18 +21,22 @@ from trainval.runs.run_folder import RunFolder
 from trainval.stats import format_accuracy
 
 
-def write_report(path: str | os.PathLike[str], announce: Callable[[str], None] = print) -> Path:
+def write_report(path: str | os.PathLike[str], result: dict[str, Any] | None = None,
+                 announce: Callable[[str], None] = print) -> Path:
     """(Re)make the plots and ``report.html`` of the finished run in folder ``path``; returns the report's path.
 
-    A run whose saved test predictions are missing or damaged has its final model score the test
-    set again (the same model gives the same figures) and the predictions saved anew."""
+    ``result`` is what the run's result.json holds (read from it when not given: a run writes its
+    report before result.json, which comes last). A run whose saved test predictions are missing or
+    damaged has its final model score the test set again (the same model gives the same figures)
+    and the predictions saved anew."""
     folder = RunFolder.open(path)
     folder.refuse_seeds_parent()
     saved = folder.read_config()
-    if not folder.result_file.exists():
-        raise ReportError(f"the run in {path} has not finished, so it has no test score to report yet; "
-                          f"finish it with {folder.command_hint()}")
-    result = folder.read_result()
+    if result is None:
+        if not folder.result_file.exists():
+            raise ReportError(f"the run in {path} has not finished, so it has no test score to report yet; "
+                              f"finish it with {folder.command_hint()}")
+        result = folder.read_result()
     epochs = _read_epochs(folder.metrics_jsonl)
     try:
         predictions = SavedPredictions.read(folder.test_predictions)
@@ -41,11 +45,8 @@ def write_report(path: str | os.PathLike[str], announce: Callable[[str], None] =
         evaluation = evaluate_saved_model(folder.path, "test")
         predictions = SavedPredictions.of(evaluation.probabilities, evaluation.labels, evaluation.images)
         predictions.write(folder.test_predictions)
-    try:
-        class_names = saving.read_spec(folder.final_model).get("class_names")
-    except ModelFileError as error:
-        raise ReportError(f"the run's final model cannot be read ({error})") from error
-    scores = score_predictions(predictions.probabilities, predictions.labels, class_names, result.get("test_loss"))
+    scores = score_predictions(predictions.probabilities, predictions.labels, _class_names(folder, result),
+                               result.get("test_loss"))
 
     names = scores.class_names
     predicted = predictions.probabilities[predictions.mistake_indices].argmax(axis=1)
@@ -68,14 +69,27 @@ def write_report(path: str | os.PathLike[str], announce: Callable[[str], None] =
         title=f"trainval run {folder.path.name}", summary=_summary(scores, result, saved),
         config=saved, timings=result.get("seconds", {}), epochs=epochs, classes=scores.classes,
         plots=[(caption, png) for caption, png in figures.values()], notes=_notes(saved["config"], result))
+    plots_folder = folder.owned_subfolder(folder.plots)
     try:
         for name, (_, png) in figures.items():
-            write_bytes_atomically(folder.plots / f"{name}.png", png)
+            write_bytes_atomically(plots_folder / f"{name}.png", png)
         write_bytes_atomically(folder.report_file, html.encode())
     except OSError as error:
         raise OutputError(f"cannot write the report in {folder.path} ({error.strerror or error}); free disk space "
                           "or make the folder writable") from error
     return folder.report_file
+
+
+def _class_names(folder: RunFolder, result: dict[str, Any]) -> list[str] | None:
+    """The class names the run's test scores list (the final model's spec for runs that predate them)."""
+    classes = (result.get("test_scores") or {}).get("classes")
+    if isinstance(classes, list) and all(isinstance(entry, dict) and isinstance(entry.get("name"), str)
+                                         for entry in classes):
+        return [entry["name"] for entry in classes]
+    try:
+        return saving.read_spec(folder.final_model).get("class_names")
+    except ModelFileError as error:
+        raise ReportError(f"the run's final model cannot be read ({error})") from error
 
 
 def _summary(scores: Scores, result: dict[str, Any], saved: dict[str, Any]) -> list[tuple[str, str]]:

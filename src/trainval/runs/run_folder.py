@@ -14,14 +14,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: run folders are then not locked
+    fcntl = None  # type: ignore[assignment]
 
 import numpy as np
 import torch
@@ -32,12 +39,28 @@ from trainval.errors import CheckpointError, ConfigError, ModelFileError, Output
 from trainval.saving import SPEC_FILE
 
 CONFIG_FILE, RESULT_FILE = "config.json", "result.json"
+LOCK_FILE = ".lock"  # held (flock) by the process training in the folder
 
 
 def software_versions() -> dict[str, str]:
     """The versions a run's numbers depend on."""
     return {"trainval": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version(), "platform": platform.platform()}
+
+
+_NAME_BYTES = 200  # a run folder's name, leaving room in a file system's 255 for the staging and seed suffixes
+
+
+def check_run_name(name: str) -> None:
+    """A ConfigError unless ``name`` can be a run folder's name: one plain, visible folder name."""
+    if not name.strip() or name != name.strip() or any(not char.isprintable() for char in name):
+        raise ConfigError(f"--name must be a visible folder name, without leading or trailing spaces or control "
+                          f"characters; got {name!r}")
+    if "/" in name or os.sep in name or name in (".", ".."):
+        raise ConfigError(f"--name must be a plain folder name (no slashes); got {name!r}")
+    if len(name.encode()) > _NAME_BYTES:
+        raise ConfigError(f"--name is {len(name.encode())} bytes long; a run folder's name may have at most "
+                          f"{_NAME_BYTES}")
 
 
 class RunFolder:
@@ -63,8 +86,8 @@ class RunFolder:
         The folder is built under a temporary name and renamed into place, so a run folder that
         exists always has its config.json (a kill in between leaves only a hidden temporary).
         """
-        if name is not None and (not name or Path(name).name != name or name in (".", "..")):
-            raise ConfigError(f"--name must be a plain folder name (no slashes); got {name!r}")
+        if name is not None:
+            check_run_name(name)
         base = name or time.strftime("%Y%m%d-%H%M%S")
         try:
             Path(runs_dir).mkdir(parents=True, exist_ok=True)
@@ -78,10 +101,14 @@ class RunFolder:
             for attempt in range(1, 100):
                 candidate = Path(runs_dir) / (base if attempt == 1 else f"{base}-{attempt}")
                 if candidate.exists():
-                    if name is not None:
+                    if name is None:
+                        continue
+                    existing = cls(candidate)
+                    if not existing.is_blank():
                         raise ConfigError(f"the run folder {candidate} exists already; resume it with "
                                           f"--resume {candidate}, or pick another --name")
-                    continue
+                    with existing.locked():  # a run that is starting in it must not lose its folder
+                        shutil.rmtree(candidate)
                 try:
                     os.rename(staging.path, candidate)
                 except OSError as error:
@@ -103,6 +130,58 @@ class RunFolder:
         for subfolder in (folder.path, folder.checkpoints, folder.best_model, folder.final_model, folder.plots):
             remove_stale_temporaries(subfolder)
         return folder
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder for this process while it trains there; an OutputError if another process holds it.
+
+        The lock is the operating system's (``flock``), so it goes with the process, however it ends.
+        """
+        try:
+            handle = open(self.path / LOCK_FILE, "a+")
+        except OSError as error:
+            raise OutputError(f"cannot lock the run folder {self.path} ({error.strerror or error}); make it "
+                              "writable") from error
+        with handle:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    handle.seek(0)
+                    holder = handle.read().strip()
+                    raise OutputError(f"the run folder {self.path} is in use by another trainval process"
+                                      f"{f' (pid {holder})' if holder.isdigit() else ''}; wait for it to end or "
+                                      "stop it, then try again") from None
+            handle.truncate(0)
+            handle.write(str(os.getpid()))
+            handle.flush()
+            yield
+
+    def is_blank(self) -> bool:
+        """True if the folder holds no training state: nothing but configs, its lock and temporaries of
+        unfinished writes (a run that stopped before its first checkpoint)."""
+        return all(entry.is_dir() or entry.name in (CONFIG_FILE, LOCK_FILE)
+                   or (entry.name.startswith(".") and entry.name.endswith(".tmp"))
+                   for entry in self.path.rglob("*"))
+
+    @contextlib.contextmanager
+    def removed_if_blank_on_failure(self) -> Iterator[None]:
+        """Remove the folder if the block fails before it saved any training state, so that the same
+        --name can start afresh (nothing would be lost: there is nothing to resume)."""
+        try:
+            yield
+        except BaseException:
+            if self.path.is_dir() and self.is_blank():
+                shutil.rmtree(self.path, ignore_errors=True)
+            raise
+
+    def owned_subfolder(self, path: Path) -> Path:
+        """``path``, a folder inside the run folder that trainval writes into; an OutputError if it is a
+        symbolic link or leads out of the run folder (writes must stay inside it)."""
+        if path.is_symlink() or (path.exists() and not path.resolve().is_relative_to(self.path.resolve())):
+            raise OutputError(f"{path} is a symbolic link or leads out of the run folder; trainval writes only "
+                              f"inside {self.path}: remove it, then try again")
+        return path
 
     def write_json(self, path: Path, values: dict[str, Any]) -> None:
         """Replace ``path`` atomically with ``values`` as indented JSON."""
@@ -145,7 +224,10 @@ class RunFolder:
                                  f"{CONFIG_FILE}); pass runs/<name> or a folder written by model.save")
         folder.refuse_seeds_parent()
         if not (folder.final_model / SPEC_FILE).exists():
-            best = f"; its best model so far is in {folder.best_model}" if (folder.best_model / SPEC_FILE).exists() else ""
+            best = (f"; its best model is in {folder.best_model}" if (folder.best_model / SPEC_FILE).exists() else "")
+            if folder.result_file.exists():
+                raise ModelFileError(f"the run in {path} has finished, but its final model {folder.final_model} is "
+                                     f"missing (deleted or moved){best}. Train the run again to get it back")
             raise ConfigError(f"the run in {path} has not finished, so it has no final model yet{best}. "
                               f"Finish it with {folder.command_hint()}")
         return folder.final_model

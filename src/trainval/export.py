@@ -57,9 +57,9 @@ def export_model(model: Model, path: str | os.PathLike[str], file_format: str) -
     spec in the file's metadata); the file appears complete or not at all."""
     path = Path(path)
     if file_format == "safetensors":
-        tensors = saving.weight_tensors(model)
-        metadata = {"format": saving.FORMAT, "spec": json.dumps({**saving.describe(model),
-                                                                 "evaluation": saving.evaluation_settings(model)})}
+        tensors = saving.weight_tensors(model.module)
+        metadata = {"format": saving.FORMAT, "spec": json.dumps({**model.description(),
+                                                                 "evaluation": model.evaluation_settings()})}
         _write(path, dump_safetensors(tensors, metadata=metadata))
     elif file_format == "onnx":
         _write(path, _onnx_bytes(model))

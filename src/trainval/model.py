@@ -30,6 +30,7 @@ from trainval.training import snapshot
 from trainval.training.callbacks import Callback, CallbackList, History
 from trainval.training.data_parallel import DataParallel
 from trainval.training.fit_state import FitState, data_fingerprint
+from trainval.training.losses import CategoricalCrossentropy
 from trainval.training.nan_guard import TerminateOnNaN
 from trainval.training.loop import (LossFunction, RunningAverages, Trainer, evaluate_logits, predict_logits,
                                    train_one_epoch)
@@ -282,13 +283,13 @@ class Model:
         """The whole state of the fit under way (weights, optimiser, position, random generators,
         callbacks), for checkpoints: see ``trainval.callbacks.BackupAndRestore``. Only during ``fit``."""
         fit, callbacks = self._active_fit()
-        return snapshot.capture(self.module, self._compiled(), fit, callbacks, saving.describe(self), self.stop_training)
+        return snapshot.capture(self.module, self._compiled(), fit, callbacks, self.description(), self.stop_training)
 
     def load_training_state(self, state: dict[str, Any], source: str = "the checkpoint") -> None:
         """Continue the fit under way from a :meth:`training_state`; a CheckpointError if it belongs elsewhere."""
         fit, callbacks = self._active_fit()
         self.stop_training = snapshot.restore(state, self.module, self._compiled(), fit, callbacks,
-                                              saving.describe(self), source)
+                                              self.description(), source)
 
     def _active_fit(self) -> tuple[FitState, list[Callback]]:
         if self._fit is None:
@@ -395,4 +396,23 @@ class Model:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Save to folder ``path``: weights as safetensors plus a JSON spec. See ``trainval.load_model``."""
-        saving.save_model(self, path)
+        saving.save_model(path, saving.weight_tensors(self.module), self.description(), self.evaluation_settings())
+
+    def description(self) -> dict[str, Any]:
+        """What rebuilding this model takes besides its weights: architecture, classes, input shape, class names."""
+        return {
+            "architecture": self.architecture,
+            "num_classes": self.num_classes,
+            "input_shape": list(self.input_shape) if self.input_shape else None,
+            "class_names": self.class_names,
+        }
+
+    def evaluation_settings(self) -> dict[str, Any]:
+        """How the recipe scores this model: its TTA level and, for cross-entropy, its label smoothing (None
+        for a custom loss, which a loaded model replaces by plain cross-entropy). Uncompiled: the defaults."""
+        if not self.is_compiled:
+            return {"tta": 0, "label_smoothing": 0.0}
+        loss = self.loss
+        smoothing = (loss.label_smoothing if isinstance(loss, CategoricalCrossentropy)
+                     else 0.0 if loss is F.cross_entropy else None)
+        return {"tta": self.tta, "label_smoothing": smoothing}

@@ -10,7 +10,7 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -21,11 +21,7 @@ from trainval import __version__, models
 from trainval.atomic_files import write_bytes_atomically
 from trainval.data.image_files import MAX_IMAGE_SIDE
 from trainval.errors import ModelFileError
-from trainval.training.losses import CategoricalCrossentropy
 from trainval.training.tta import TTA_LEVELS
-
-if TYPE_CHECKING:
-    from trainval.model import Model
 
 FORMAT = "trainval-model"
 FORMAT_VERSION = 1
@@ -38,44 +34,25 @@ _MAX_SPEC_BYTES = 64 << 20
 _MAX_HEADER_BYTES = 100 << 20  # a safetensors header (tensor names, shapes, offsets)
 
 
-def describe(model: Model) -> dict[str, Any]:
-    """What rebuilding ``model`` takes besides its weights: architecture, classes, input shape, class names."""
-    return {
-        "architecture": model.architecture,
-        "num_classes": model.num_classes,
-        "input_shape": list(model.input_shape) if model.input_shape else None,
-        "class_names": model.class_names,
-    }
-
-
-def evaluation_settings(model: Model) -> dict[str, Any]:
-    """How the model's recipe scores it: its TTA level and, for cross-entropy, its label smoothing
-    (None for a custom loss, which a loaded model replaces by plain cross-entropy). An uncompiled
-    model has the defaults: no TTA, plain cross-entropy."""
-    if not model.is_compiled:
-        return {"tta": 0, "label_smoothing": 0.0}
-    loss = model.loss
-    smoothing = (loss.label_smoothing if isinstance(loss, CategoricalCrossentropy)
-                 else 0.0 if loss is torch.nn.functional.cross_entropy else None)
-    return {"tta": model.tta, "label_smoothing": smoothing}
-
-
-def weight_tensors(model: Model) -> dict[str, torch.Tensor]:
+def weight_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The module's state as separate contiguous CPU tensors, ready for safetensors."""
     # Cloning breaks storage sharing (tied weights), which safetensors refuses to write.
-    return {name: value.detach().cpu().contiguous().clone() for name, value in model.module.state_dict().items()}
+    return {name: value.detach().cpu().contiguous().clone() for name, value in module.state_dict().items()}
 
 
-def save_model(model: Model, path: str | os.PathLike[str]) -> Path:
-    """Write ``model`` into folder ``path`` (created if needed); each file is replaced atomically."""
+def save_model(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], description: dict[str, Any],
+               evaluation: dict[str, Any]) -> Path:
+    """Write a model folder at ``path`` (created if needed): the ``tensors`` as ``model.safetensors``, and
+    ``model.json`` with the ``description`` (architecture, classes, input shape, class names) and the
+    ``evaluation`` settings (TTA level, label smoothing). Each file is replaced atomically."""
     folder = Path(path)
-    weights = dump_safetensors(weight_tensors(model))
+    weights = dump_safetensors(tensors)
     spec = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "trainval_version": __version__,
-        **describe(model),
-        "evaluation": evaluation_settings(model),
+        **description,
+        "evaluation": evaluation,
         # Each file is replaced atomically but not both at once: the digest ties the spec to its weights.
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }

@@ -32,8 +32,8 @@ from trainval.training.data_parallel import DataParallel
 from trainval.training.fit_state import FitState, data_fingerprint
 from trainval.training.losses import CategoricalCrossentropy
 from trainval.training.nan_guard import TerminateOnNaN
-from trainval.training.loop import (LossFunction, RunningAverages, Trainer, evaluate_logits, predict_logits,
-                                   train_one_epoch)
+from trainval.training.loop import LossFunction, Trainer, evaluate_logits, predict_logits, train_one_epoch
+from trainval.training.running_averages import RunningAverages
 from trainval.training.optimizers import Adam, OptimizerSpec, resolve_optimizer
 from trainval.training.tta import TTA_LEVELS
 from trainval.training.precision import resolve_device, resolve_precision

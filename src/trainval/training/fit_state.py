@@ -17,7 +17,7 @@ import torch
 from trainval.data.augment import BoundAugmentation
 from trainval.data.batches import sample_order, split_order
 from trainval.errors import CheckpointError
-from trainval.training.loop import RunningAverages
+from trainval.training.running_averages import RunningAverages
 
 # What must be equal for a checkpoint to continue this fit: same data, same batches, same length.
 _IDENTITY = ("epochs", "initial_epoch", "start_step", "batch_size", "samples", "shuffle", "data_fingerprint")

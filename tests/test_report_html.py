@@ -14,7 +14,7 @@ from PIL import Image
 from browser import assert_report_rendered, find_chromium, screenshot
 from trainval.reports.html_report import render_report
 from trainval.reports.plots import confusion_matrix_plot, learning_curves, mistakes_grid, per_class_accuracy_plot
-from trainval.reports.scores import most_confident_mistakes, score_predictions
+from trainval.metrics import most_confident_mistakes, score_predictions
 
 NASTY_NAME = "<b>cat & dog</b>"
 CLASS_NAMES = [NASTY_NAME, "airplane", "automobile", "bird", "deer", "frog", "horse", "ship", "truck", "never seen"]

@@ -10,7 +10,7 @@ from PIL import Image
 
 from trainval.reports.plots import (VALIDATION_COLOUR, confusion_matrix_plot, learning_curves, mistakes_grid,
                                     per_class_accuracy_plot)
-from trainval.reports.scores import Scores, score_predictions
+from trainval.metrics import Scores, score_predictions
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainval.reports.scores import confusion_matrix, most_confident_mistakes, score_predictions
+from trainval.metrics import confusion_matrix, most_confident_mistakes, score_predictions
 from trainval.reports.text_tables import class_table, confusion_table
 from trainval.stats import format_spread, spread, wilson_interval
 

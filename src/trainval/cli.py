@@ -17,11 +17,10 @@ from trainval.bench import BenchReport, SeedResult, compare_throughput, run_benc
 from trainval.config import MONITORS, VALIDATION_MODES, TrainConfig
 from trainval.datasets import image_folder
 from trainval.errors import ConfigError, ExportError, OutputError, TrainvalError
-from trainval.evaluation import SPLITS, evaluate_saved_model
+from trainval.evaluation import SPLITS, evaluate_saved_model, remake_report
 from trainval.experiment import resume_training, run_training
 from trainval.export import FORMATS, check_onnx, export_model
 from trainval.prediction import predict_image_files
-from trainval.reports.report import write_report
 from trainval.reports.text_tables import class_table, confusion_table
 from trainval.runs.run_folder import RunFolder
 from trainval.seeds import SUMMARY_FILE, SeedRun, SeedsResult, resume_seeds, run_seeds
@@ -350,7 +349,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    print(f"Wrote {write_report(args.run)} and its plots in {RunFolder(args.run).plots}")
+    print(f"Wrote {remake_report(args.run)} and its plots in {RunFolder(args.run).plots}")
     return 0
 
 

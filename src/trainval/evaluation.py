@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -11,9 +12,11 @@ import numpy as np
 from trainval import datasets
 from trainval.api import load_model
 from trainval.config import TrainConfig
-from trainval.errors import ConfigError
+from trainval.errors import ConfigError, ReportError
 from trainval.model import Model
-from trainval.reports.scores import Scores
+from trainval.metrics import Scores
+from trainval.reports.predictions_file import SavedPredictions
+from trainval.reports.report import write_report
 from trainval.run_data import load_run_data
 from trainval.runs.run_folder import RunFolder
 from trainval.training.precision import PRECISIONS
@@ -95,3 +98,20 @@ def _run_config(path: str | os.PathLike[str]) -> TrainConfig | None:
     if not folder.config_file.exists():
         return None
     return TrainConfig.from_dict(folder.read_config()["config"])
+
+
+def remake_report(path: str | os.PathLike[str], announce: Callable[[str], None] = print) -> Path:
+    """Make the run's plots and report.html again (``trainval report``). A run whose saved test predictions
+    are missing or damaged has its final model score the test set again (the same model gives the
+    same figures) and the predictions saved anew first."""
+    folder = RunFolder.open(path)
+    folder.refuse_seeds_parent()
+    try:
+        SavedPredictions.read(folder.test_predictions)
+    except ReportError as error:
+        if folder.result_file.exists():
+            announce(f"{error}; scoring the test set again with the run's final model")
+            evaluation = evaluate_saved_model(folder.path, "test")
+            SavedPredictions.of(evaluation.probabilities, evaluation.labels, evaluation.images).write(
+                folder.test_predictions)
+    return write_report(folder.path)

@@ -20,7 +20,7 @@ from trainval.model import Model
 from trainval.presets import Preset
 from trainval.reports.predictions_file import SavedPredictions
 from trainval.reports.report import write_report
-from trainval.reports.scores import Scores
+from trainval.metrics import Scores
 from trainval.run_data import RunData, load_run_data
 from trainval.runs.backup import CHECKPOINT_FILE, BackupAndRestore, peek
 from trainval.runs.metric_logs import CSVLogger, JSONLogger

@@ -24,7 +24,7 @@ from trainval.data.inputs import images_to_tensor, labels_to_tensor
 from trainval.data.splits import holdout_split
 from trainval.distributed import current_world
 from trainval import saving
-from trainval.reports.scores import Scores, score_predictions
+from trainval.metrics import Scores, score_predictions
 from trainval.errors import ConfigError, InputError, TrainvalError
 from trainval.training import snapshot
 from trainval.training.callbacks import Callback, CallbackList, History
@@ -369,7 +369,7 @@ class Model:
 
     def evaluate_detailed(self, x: Any, y: Any, batch_size: int | None = None,
                           class_names: Sequence[str] | None = None) -> tuple[Scores, np.ndarray]:
-        """Score every sample of ``(x, y)`` in one pass: the :class:`~trainval.reports.scores.Scores`
+        """Score every sample of ``(x, y)`` in one pass: the :class:`~trainval.metrics.Scores`
         (loss, accuracy with its 95% interval, per-class precision and recall, confusion matrix)
         and the class probabilities (N, classes). Class names default to the model's."""
         batch_size = _check_int("batch_size", _EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)

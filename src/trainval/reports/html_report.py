@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import Any
 
-from trainval.reports.scores import ClassScore
+from trainval.metrics import ClassScore
 from trainval.stats import MISSING, format_interval, format_percent
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from trainval.reports.scores import ClassScore
+from trainval.metrics import ClassScore
 
 DPI = 110
 TRAIN_COLOUR = "#1f77b4"

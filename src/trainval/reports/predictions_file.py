@@ -13,7 +13,7 @@ from safetensors.numpy import save as dump_arrays
 
 from trainval.atomic_files import write_bytes_atomically
 from trainval.errors import OutputError, ReportError
-from trainval.reports.scores import most_confident_mistakes
+from trainval.metrics import most_confident_mistakes
 
 MISTAKES_KEPT = 20  # the most confident mistakes whose pixels are kept for the report
 

@@ -5,30 +5,27 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from trainval import saving
 from trainval.atomic_files import write_bytes_atomically
 from trainval.errors import ModelFileError, OutputError, ReportError
-from trainval.evaluation import evaluate_saved_model
 from trainval.reports import plots
 from trainval.reports.html_report import render_report
 from trainval.reports.predictions_file import SavedPredictions
-from trainval.reports.scores import Scores, score_predictions
+from trainval.metrics import Scores, score_predictions
 from trainval.runs.run_folder import RunFolder
 from trainval.stats import format_accuracy
 
 
-def write_report(path: str | os.PathLike[str], result: dict[str, Any] | None = None,
-                 announce: Callable[[str], None] = print) -> Path:
-    """(Re)make the plots and ``report.html`` of the finished run in folder ``path``; returns the report's path.
+def write_report(path: str | os.PathLike[str], result: dict[str, Any] | None = None) -> Path:
+    """(Re)make the plots and ``report.html`` of the finished run in folder ``path`` from its files alone;
+    returns the report's path.
 
     ``result`` is what the run's result.json holds (read from it when not given: a run writes its
-    report before result.json, which comes last). A run whose saved test predictions are missing or
-    damaged has its final model score the test set again (the same model gives the same figures)
-    and the predictions saved anew."""
+    report before result.json, which comes last). A ReportError if the saved test predictions are
+    missing or damaged (``trainval.evaluation.remake_report`` scores the test set again then)."""
     folder = RunFolder.open(path)
     folder.refuse_seeds_parent()
     saved = folder.read_config()
@@ -38,13 +35,7 @@ def write_report(path: str | os.PathLike[str], result: dict[str, Any] | None = N
                               f"finish it with {folder.command_hint()}")
         result = folder.read_result()
     epochs = _read_epochs(folder.metrics_jsonl)
-    try:
-        predictions = SavedPredictions.read(folder.test_predictions)
-    except ReportError as error:
-        announce(f"{error}; scoring the test set again with the run's final model")
-        evaluation = evaluate_saved_model(folder.path, "test")
-        predictions = SavedPredictions.of(evaluation.probabilities, evaluation.labels, evaluation.images)
-        predictions.write(folder.test_predictions)
+    predictions = SavedPredictions.read(folder.test_predictions)
     scores = score_predictions(predictions.probabilities, predictions.labels, _class_names(folder, result),
                                result.get("test_loss"))
 

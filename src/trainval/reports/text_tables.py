@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trainval.reports.scores import Scores
+from trainval.metrics import Scores
 from trainval.stats import format_interval, format_percent
 
 

@@ -1,4 +1,4 @@
-"""What a set of predictions scores against true labels: accuracy with its interval, per-class
+"""Metrics of a set of predictions against true labels: accuracy with its interval, per-class
 precision and recall, the confusion matrix, and the most confident mistakes."""
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from trainval.data.splits import holdout_split
 from trainval.datasets.memory_budget import check_images_fit
 from trainval.errors import ConfigError, DataError
 from trainval.reports import plots
+from trainval.runs.record import RunRecord
 from trainval.runs.run_folder import RunFolder
 
 from dataset_files import write_photos
@@ -120,7 +121,7 @@ def test_a_set_of_seeds_that_fails_before_its_first_checkpoint_frees_its_name(ci
 
 
 def test_a_folder_killed_before_its_first_checkpoint_is_reused_by_its_name(cifar_dir, capsys):
-    killed = RunFolder.create("runs", "k", {"config": {"stale": True}})  # what a SIGKILL at that moment leaves
+    killed = RunFolder.create("runs", "k", RunRecord({"stale": True}, {}))  # what a SIGKILL at that moment leaves
     (killed.checkpoints).mkdir()
     (killed.checkpoints / ".last.safetensors.x1.tmp").write_bytes(b"half")
     assert main(["train", "--data-dir", str(cifar_dir), *QUICK, "--name", "k"]) == 0
@@ -128,7 +129,7 @@ def test_a_folder_killed_before_its_first_checkpoint_is_reused_by_its_name(cifar
 
 
 def test_a_run_folder_in_use_is_refused_with_a_clear_line(cifar_dir, capsys):
-    folder = RunFolder.create("runs", "busy", {"config": {}})
+    folder = RunFolder.create("runs", "busy", RunRecord({}, {}))
     with folder.locked():
         assert main(["train", "--resume", "runs/busy"]) == 1
         assert f"in use by another trainval process (pid {os.getpid()})" in one_error_line(capsys)
@@ -183,7 +184,7 @@ def test_evaluate_report_and_resume_work_from_another_folder_after_a_relative_da
 
 
 def test_a_resume_records_the_data_folder_it_used(cifar_dir, tmp_path, capsys):
-    folder = RunFolder.create("runs", "moved", {})
+    folder = RunFolder.create("runs", "moved", RunRecord({}, {}))
     assert main(["train", "--data-dir", str(cifar_dir), *QUICK, "--name", "first"]) == 0
     shutil.rmtree(folder.path)
     shutil.copytree("runs/first", folder.path, ignore=shutil.ignore_patterns("result.json", "model", "report.html"))

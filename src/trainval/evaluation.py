@@ -89,7 +89,7 @@ def _run_precision(path: str | os.PathLike[str]) -> str:
     folder = RunFolder(path)
     if not folder.result_file.exists():
         return "auto"
-    precision = folder.read_result().get("precision")
+    precision = folder.read_result().precision
     return precision if precision in PRECISIONS else "auto"
 
 
@@ -97,7 +97,7 @@ def _run_config(path: str | os.PathLike[str]) -> TrainConfig | None:
     folder = RunFolder(path)
     if not folder.config_file.exists():
         return None
-    return TrainConfig.from_dict(folder.read_config()["config"])
+    return TrainConfig.from_dict(folder.read_config().config)
 
 
 def remake_report(path: str | os.PathLike[str], announce: Callable[[str], None] = print) -> Path:

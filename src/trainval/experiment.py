@@ -25,7 +25,8 @@ from trainval.run_data import RunData, load_run_data
 from trainval.runs.backup import CHECKPOINT_FILE, BackupAndRestore, peek
 from trainval.runs.metric_logs import CSVLogger, JSONLogger
 from trainval.runs.model_checkpoint import ModelCheckpoint
-from trainval.runs.run_folder import RunFolder, software_versions
+from trainval.runs.record import RunRecord, RunResult
+from trainval.runs.run_folder import RunFolder
 from trainval.training.callbacks import Callback, History
 from trainval.training.data_parallel import check_sync_batchnorm
 from trainval.training.early_stopping import EarlyStopping
@@ -62,7 +63,7 @@ def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -
     data, preset = prepare(config, announce)
     folder = None
     if config.runs_dir:
-        folder = on_main_then_shared(lambda: RunFolder.create(config.runs_dir, config.name, config_record(config, preset)))
+        folder = on_main_then_shared(lambda: RunFolder.create(config.runs_dir, config.name, run_record(config, preset)))
     with _held(folder, fresh=True):
         return _run(config, preset, data, folder, announce, started)
 
@@ -90,8 +91,7 @@ def resume_training(path: str | Path, data_dir: str | None = None, verbose: int 
         data, resolved = prepare(config, announce)
         check_same_preset(folder, resolved)
         if data_dir is not None and current_world().is_main:  # where the data was this time, for evaluate and report
-            saved = folder.read_config()
-            folder.write_json(folder.config_file, {**saved, "config": {**saved["config"], "data_dir": config.data_dir}})
+            folder.write_record(folder.read_config().with_data_dir(config.data_dir))
         return _run(config, resolved, data, folder, announce, started)
 
 
@@ -116,10 +116,9 @@ def prepare(config: TrainConfig, announce: Callable[[str], None]) -> tuple[RunDa
     return data, preset
 
 
-def config_record(config: TrainConfig, preset: Preset, **extra: Any) -> dict[str, Any]:
-    """What config.json holds: the config, the resolved preset, the software versions and the start time."""
-    return {"config": config.to_dict(), "preset": plain(preset.to_dict()), **extra, "versions": software_versions(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+def run_record(config: TrainConfig, preset: Preset, seeds: list[int] | None = None) -> RunRecord:
+    """What config.json holds for ``config`` run with ``preset`` (and, for a set, its ``seeds``)."""
+    return RunRecord(config.to_dict(), plain(preset.to_dict()), seeds)
 
 
 @contextlib.contextmanager
@@ -137,9 +136,8 @@ def saved_config(folder: RunFolder, data_dir: str | None = None, verbose: int | 
                  output: str | None = None, preset: Preset | None = None) -> TrainConfig:
     """The config a run folder started with, with the few settings a resume may change; a
     CheckpointError if this trainval cannot use it."""
-    saved = folder.read_config()
     try:
-        config = TrainConfig.from_dict(saved["config"])
+        config = TrainConfig.from_dict(folder.read_config().config)
         config = replace(config, data_dir=data_dir if data_dir is not None else config.data_dir,
                          verbose=verbose if verbose is not None else config.verbose,
                          output=output if output is not None else config.output,
@@ -154,7 +152,7 @@ def saved_config(folder: RunFolder, data_dir: str | None = None, verbose: int | 
 def check_same_preset(folder: RunFolder, resolved: Preset) -> None:
     """A CheckpointError if ``resolved`` is not the preset the run in ``folder`` started with (another
     trainval version, or a changed Preset object)."""
-    if plain(resolved.to_dict()) != folder.read_config().get("preset"):
+    if plain(resolved.to_dict()) != folder.read_config().preset:
         raise CheckpointError(f"the preset {resolved.name!r} differs from the one the run in {folder.path} started "
                               "with (another trainval version, or a changed Preset object); resume with the same one")
 
@@ -232,18 +230,17 @@ def _run(config: TrainConfig, preset: Preset, data: RunData, folder: RunFolder |
     if folder is not None:
         model.save(folder.final_model)
         SavedPredictions.of(probabilities, y_test, x_test).write(folder.test_predictions)
-        values = {
-            "test_loss": scores.loss, "test_accuracy": scores.accuracy, "test_interval_95": list(scores.interval),
-            "test_samples": scores.samples, "train_samples": result.train_samples,
-            "validation_samples": result.validation_samples, "epochs_trained": len(history.epoch),
-            "model": preset.model, "parameters": model.count_params(), "device": model.device.type,
-            "precision": model.precision, "tta": model.tta, "seconds": result.seconds,
-            "test_scores": scores.to_dict()}
+        record = RunResult(
+            test_loss=scores.loss, test_accuracy=scores.accuracy, test_interval=scores.interval,
+            test_samples=scores.samples, train_samples=result.train_samples,
+            validation_samples=result.validation_samples, epochs_trained=len(history.epoch), model=preset.model,
+            parameters=model.count_params(), device=model.device.type, precision=model.precision, tta=model.tta,
+            seconds=result.seconds, test_scores=scores.to_dict())
         try:
-            write_report(folder.path, values)
+            write_report(folder.path, record)
         except TrainvalError as error:  # the run's results are saved; only its pictures are missing
             announce(f"Warning: the report was not written ({error}); make it with trainval report {folder.path}")
-        folder.write_json(folder.result_file, values)  # last: its presence means the run finished
+        folder.write_result(record)  # last: its presence means the run finished
     if config.output:
         model.save(Path(config.output))  # after the run folder is complete: a failure here loses nothing
     return result

@@ -16,8 +16,7 @@ from typing import Any
 
 from trainval.errors import CheckpointError, ConfigError
 from trainval.config import TrainConfig
-from trainval.experiment import (check_same_preset, config_record, prepare, resume_training, run_training,
-                                 saved_config)
+from trainval.experiment import check_same_preset, prepare, resume_training, run_record, run_training, saved_config
 from trainval.presets import Preset
 from trainval.runs.run_folder import RunFolder
 from trainval.stats import spread
@@ -69,7 +68,7 @@ def run_seeds(config: TrainConfig, count: int, announce: Callable[[str], None] =
     config = config.with_absolute_paths()
     _, preset = prepare(config, announce=_silent)  # each seed's run says what it notes
     seeds = list(range(config.seed, config.seed + count))
-    parent = RunFolder.create(config.runs_dir, config.name, config_record(config, preset, seeds=seeds))
+    parent = RunFolder.create(config.runs_dir, config.name, run_record(config, preset, seeds))
     with parent.locked(), parent.removed_if_blank_on_failure():
         return _train_seeds(parent, config, seeds, announce, on_seed)
 
@@ -125,9 +124,7 @@ def _train_seeds(parent: RunFolder, config: TrainConfig, seeds: list[int], annou
 
 def _finished_seed(seed: int, folder: RunFolder) -> SeedRun:
     retrain = f"delete the folder {folder.path} and resume to train that seed again"
-    values = folder.read_result(hint=retrain)
-    try:
-        return SeedRun(seed, folder.path, float(values["test_accuracy"]), tuple(values["test_interval_95"]),
-                       float(values["seconds"]["total"]))
-    except (ValueError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{folder.result_file} is unreadable or corrupt ({error}); {retrain}") from error
+    result = folder.read_result(hint=retrain)
+    if result.seconds is None or "total" not in result.seconds:
+        raise CheckpointError(f"{folder.result_file} is unreadable or corrupt (it has no total time); {retrain}")
+    return SeedRun(seed, folder.path, result.test_accuracy, result.test_interval, result.seconds["total"])

@@ -15,11 +15,12 @@ from trainval.reports import plots
 from trainval.reports.html_report import render_report
 from trainval.reports.predictions_file import SavedPredictions
 from trainval.metrics import Scores, score_predictions
+from trainval.runs.record import RunRecord, RunResult
 from trainval.runs.run_folder import RunFolder
 from trainval.stats import format_accuracy
 
 
-def write_report(path: str | os.PathLike[str], result: dict[str, Any] | None = None) -> Path:
+def write_report(path: str | os.PathLike[str], result: RunResult | None = None) -> Path:
     """(Re)make the plots and ``report.html`` of the finished run in folder ``path`` from its files alone;
     returns the report's path.
 
@@ -37,7 +38,7 @@ def write_report(path: str | os.PathLike[str], result: dict[str, Any] | None = N
     epochs = _read_epochs(folder.metrics_jsonl)
     predictions = SavedPredictions.read(folder.test_predictions)
     scores = score_predictions(predictions.probabilities, predictions.labels, _class_names(folder, result),
-                               result.get("test_loss"))
+                               result.test_loss)
 
     names = scores.class_names
     predicted = predictions.probabilities[predictions.mistake_indices].argmax(axis=1)
@@ -58,8 +59,8 @@ def write_report(path: str | os.PathLike[str], result: dict[str, Any] | None = N
     }
     html = render_report(
         title=f"trainval run {folder.path.name}", summary=_summary(scores, result, saved),
-        config=saved, timings=result.get("seconds", {}), epochs=epochs, classes=scores.classes,
-        plots=[(caption, png) for caption, png in figures.values()], notes=_notes(saved["config"], result))
+        config=saved.to_dict(), timings=result.seconds or {}, epochs=epochs, classes=scores.classes,
+        plots=[(caption, png) for caption, png in figures.values()], notes=_notes(saved.config, result))
     plots_folder = folder.owned_subfolder(folder.plots)
     try:
         for name, (_, png) in figures.items():
@@ -71,33 +72,32 @@ def write_report(path: str | os.PathLike[str], result: dict[str, Any] | None = N
     return folder.report_file
 
 
-def _class_names(folder: RunFolder, result: dict[str, Any]) -> list[str] | None:
+def _class_names(folder: RunFolder, result: RunResult) -> list[str] | None:
     """The class names the run's test scores list (the final model's spec for runs that predate them)."""
-    classes = (result.get("test_scores") or {}).get("classes")
-    if isinstance(classes, list) and all(isinstance(entry, dict) and isinstance(entry.get("name"), str)
-                                         for entry in classes):
-        return [entry["name"] for entry in classes]
+    names = result.class_names()
+    if names is not None:
+        return names
     try:
         return saving.read_spec(folder.final_model).get("class_names")
     except ModelFileError as error:
         raise ReportError(f"the run's final model cannot be read ({error})") from error
 
 
-def _summary(scores: Scores, result: dict[str, Any], saved: dict[str, Any]) -> list[tuple[str, str]]:
-    config = saved["config"]
+def _summary(scores: Scores, result: RunResult, saved: RunRecord) -> list[tuple[str, str]]:
+    config = saved.config
     lines = [("Test accuracy", format_accuracy(scores.accuracy, scores.interval, scores.samples)),
-             ("Test loss", f"{result['test_loss']:.4f}"),
-             ("Data", f"{config['dataset']}: {result.get('train_samples')} training, "
-                      f"{result.get('validation_samples')} validation ({config['validation']}), "
+             ("Test loss", f"{result.test_loss:.4f}"),
+             ("Data", f"{config['dataset']}: {result.train_samples} training, "
+                      f"{result.validation_samples} validation ({config['validation']}), "
                       f"{scores.samples} test images"),
-             ("Recipe", f"preset {saved.get('preset', {}).get('name')}, model {result.get('model', '?')} "
-                        f"({result.get('parameters', 0):,} parameters), {_count(result.get('epochs_trained', 0), 'epoch')}, "
+             ("Recipe", f"preset {saved.preset.get('name')}, model {result.model} "
+                        f"({result.parameters:,} parameters), {_count(result.epochs_trained, 'epoch')}, "
                         f"seed {config['seed']}")]
-    if "precision" in result:
-        lines.append(("Ran on", f"{result.get('device')} in {result['precision']}"))
-    if "seconds" in result:
-        lines.append(("Time", f"{result['seconds'].get('total', 0.0):.1f} s in all, "
-                              f"{result['seconds'].get('training', 0.0):.1f} s training"))
+    if result.precision is not None:
+        lines.append(("Ran on", f"{result.device} in {result.precision}"))
+    if result.seconds is not None:
+        lines.append(("Time", f"{result.seconds.get('total', 0.0):.1f} s in all, "
+                              f"{result.seconds.get('training', 0.0):.1f} s training"))
     return lines
 
 
@@ -105,15 +105,15 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def _notes(config: dict[str, Any], result: dict[str, Any]) -> list[str]:
+def _notes(config: dict[str, Any], result: RunResult) -> list[str]:
     notes = ["The test set was scored once, after training; the interval is a 95% Wilson score interval for "
              "the accuracy on this many test images."]
     if config.get("validation") == "test":
         notes.append("This run validated on the test set (the tutorial's way), so its test accuracy is an "
                      "optimistic estimate; --validation holdout gives an honest one.")
-    if result.get("tta"):
-        notes.append(f"Test-time augmentation level {result['tta']}: predictions average flipped"
-                     f"{' and shifted' if result['tta'] > 1 else ''} views of each image.")
+    if result.tta:
+        notes.append(f"Test-time augmentation level {result.tta}: predictions average flipped"
+                     f"{' and shifted' if result.tta > 1 else ''} views of each image.")
     return notes
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import shutil
 import time
 import uuid
@@ -30,22 +29,13 @@ try:
 except ImportError:  # not on Windows: run folders are then not locked
     fcntl = None  # type: ignore[assignment]
 
-import numpy as np
-import torch
-
-from trainval import __version__
 from trainval.atomic_files import remove_stale_temporaries, write_bytes_atomically
 from trainval.errors import CheckpointError, ConfigError, ModelFileError, OutputError
+from trainval.runs.record import RunRecord, RunResult
 from trainval.saving import SPEC_FILE
 
 CONFIG_FILE, RESULT_FILE = "config.json", "result.json"
 LOCK_FILE = ".lock"  # held (flock) by the process training in the folder
-
-
-def software_versions() -> dict[str, str]:
-    """The versions a run's numbers depend on."""
-    return {"trainval": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "platform": platform.platform()}
 
 
 _NAME_BYTES = 200  # a run folder's name, leaving room in a file system's 255 for the staging and seed suffixes
@@ -80,8 +70,8 @@ class RunFolder:
         self.report_file = self.path / "report.html"
 
     @classmethod
-    def create(cls, runs_dir: str | os.PathLike[str], name: str | None, config: dict[str, Any]) -> RunFolder:
-        """Make a new ``runs_dir/name`` (default name: the date and time) holding ``config`` as config.json.
+    def create(cls, runs_dir: str | os.PathLike[str], name: str | None, record: RunRecord) -> RunFolder:
+        """Make a new ``runs_dir/name`` (default name: the date and time) holding ``record`` as config.json.
 
         The folder is built under a temporary name and renamed into place, so a run folder that
         exists always has its config.json (a kill in between leaves only a hidden temporary).
@@ -97,7 +87,7 @@ class RunFolder:
             raise OutputError(f"cannot create a run folder in {runs_dir} ({error.strerror or error}); "
                               "choose a writable --runs-dir") from error
         try:
-            staging.write_json(staging.config_file, config)
+            staging.write_record(record)
             for attempt in range(1, 100):
                 candidate = Path(runs_dir) / (base if attempt == 1 else f"{base}-{attempt}")
                 if candidate.exists():
@@ -191,26 +181,28 @@ class RunFolder:
             raise OutputError(f"cannot write {path} ({error.strerror or error}); free disk space or make "
                               f"{self.path} writable") from error
 
-    def read_config(self) -> dict[str, Any]:
+    def write_record(self, record: RunRecord) -> None:
+        """Replace config.json with ``record``."""
+        self.write_json(self.config_file, record.to_dict())
+
+    def write_result(self, result: RunResult) -> None:
+        """Write result.json, the last file of a finished run."""
+        self.write_json(self.result_file, result.to_dict())
+
+    def read_config(self) -> RunRecord:
         """What ``config.json`` holds; a CheckpointError if it is unreadable."""
         try:
-            values = json.loads(self.config_file.read_text())
-            if not isinstance(values, dict) or not isinstance(values.get("config"), dict):
-                raise ValueError("no 'config' entry")
-            return values
+            return RunRecord.from_dict(json.loads(self.config_file.read_text()))
         except (OSError, ValueError) as error:
             raise CheckpointError(f"{self.config_file} is unreadable or corrupt ({error}); this run cannot be "
                                   "resumed, start a new one") from error
 
-    def read_result(self, hint: str = "score the run's model again with trainval evaluate") -> dict[str, Any]:
+    def read_result(self, hint: str = "score the run's model again with trainval evaluate") -> RunResult:
         """What ``result.json`` holds (the run's test scores); a CheckpointError, ending with ``hint``,
         if it is unreadable."""
         try:
-            values = json.loads(self.result_file.read_text())
-            if not isinstance(values, dict):
-                raise ValueError("not a JSON object")
-            return values
-        except (OSError, ValueError) as error:
+            return RunResult.from_dict(json.loads(self.result_file.read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as error:
             raise CheckpointError(f"{self.result_file} is unreadable or corrupt ({error}); {hint}") from error
 
     @staticmethod
@@ -234,12 +226,7 @@ class RunFolder:
 
     def seeds(self) -> list[int] | None:
         """The seeds of a ``--seeds`` set whose parent folder this is; None for a single run."""
-        seeds = self.read_config().get("seeds")
-        if seeds is None:
-            return None
-        if not isinstance(seeds, list) or not seeds or not all(isinstance(seed, int) for seed in seeds):
-            raise CheckpointError(f"{self.config_file} has an invalid list of seeds; start the runs again")
-        return seeds
+        return self.read_config().seeds
 
     def seed_run(self, seed: int) -> RunFolder:
         """The run folder of ``seed`` inside this parent folder of a ``--seeds`` set."""

@@ -28,7 +28,9 @@ _LAZY = {
     "prediction": "trainval.prediction", "presets": "trainval.presets",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = ["Augmentation", "Callback", "History", "Lookahead", "Model", "TrainConfig", "__version__", "callbacks",
+           "create_model", "datasets", "describe_model", "distributed", "errors", "list_models", "load_model", "losses",
+           "optimizers", "prediction", "presets", "resume_training", "run_training"]
 
 
 def __getattr__(name: str) -> Any:

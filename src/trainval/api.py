@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from trainval.checks import require_int
 from trainval import models, saving
 from trainval.errors import ConfigError, ModelFileError
 from trainval.model import Model
@@ -71,10 +72,9 @@ def create_model(name: str, num_classes: int = 10, input_shape: Sequence[int] = 
         accepted = [p for p in inspect.signature(entry.build).parameters if p not in ("num_classes", "input_shape")]
         raise ConfigError(f"model {name!r} takes the options {', '.join(accepted) or '(none)'}; "
                           f"got {', '.join(sorted(options))}") from None
-    if seed is not None and (not isinstance(seed, int) or seed < 0):
-        raise ConfigError(f"seed must be an integer >= 0; got {seed!r}")
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise ConfigError(f"num_classes must be an integer >= 2; got {num_classes!r}")
+    if seed is not None:
+        require_int("seed", seed, 0)
+    require_int("num_classes", num_classes, 2)
     input_shape = tuple(int(size) for size in input_shape)
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise ConfigError(f"input_shape must be (height, width, channels); got {input_shape}")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from trainval.checks import require_int
 from trainval import datasets, presets
 from trainval.config import TrainConfig
 from trainval.errors import ConfigError
@@ -116,8 +117,7 @@ def measure_throughput(preset_name: str, steps: int, data_dir: str | None = None
     data = datasets.get(dataset)
     (x_train, y_train), _ = data.load_data(data_dir)
     count = (steps + 1) * preset.batch_size
-    if steps < 1:
-        raise ConfigError(f"compare-steps must be an integer >= 1; got {steps}")
+    require_int("compare-steps", steps, 1)
     if count > len(x_train):
         most = len(x_train) // preset.batch_size - 1
         advice = (f"choose --compare-steps {most} or fewer" if most >= 1 else

@@ -8,6 +8,7 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from trainval.checks import require_int
 from trainval import datasets, presets
 from trainval.errors import CheckpointError, ConfigError
 from trainval.presets import Preset
@@ -72,9 +73,8 @@ class TrainConfig:
         if self.validation not in VALIDATION_MODES:
             raise ConfigError(f"validation must be one of {', '.join(VALIDATION_MODES)}; got {self.validation!r}")
         for name, minimum in (("epochs", 0), ("batch_size", 1), ("seed", 0), ("patience", 0)):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
-                raise ConfigError(f"{name.replace('_', '-')} must be an integer >= {minimum}; got {value!r}")
+            if getattr(self, name) is not None:
+                require_int(name.replace("_", "-"), getattr(self, name), minimum)
         if self.learning_rate is not None and (isinstance(self.learning_rate, bool)
                                                or not isinstance(self.learning_rate, (int, float))
                                                or not 0 < self.learning_rate < math.inf):

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainval.checks import require_int
 from trainval.data.augment import Augmentation
 from trainval.data.batches import count_training_batches
 from trainval.data.inputs import images_to_tensor, labels_to_tensor
@@ -43,12 +44,6 @@ _CROSS_ENTROPY_NAMES = ("categorical_crossentropy", "sparse_categorical_crossent
 _METRIC_NAMES = ("accuracy", "acc")
 _EVAL_BATCH_SIZE = 256  # evaluation results do not depend on it; larger batches are simply faster
 _DATA_INIT_SAMPLES = 5000  # training images a data-initialised module (fastnet's whitening) looks at
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return int(value)
 
 
 def _resolve_loss(loss: str | LossFunction) -> LossFunction:
@@ -218,10 +213,10 @@ class Model:
         ``trainval.callbacks.BackupAndRestore`` to make the fit resumable after a crash.
         ``verbose``: 0 silent, 1 live bar, 2 one line per epoch, ``"auto"`` 1 in a terminal else 2.
         """
-        batch_size = _check_int("batch_size", 32 if batch_size is None else batch_size, 1)
-        epochs = _check_int("epochs", epochs, 0)
-        initial_epoch = _check_int("initial_epoch", initial_epoch, 0)
-        seed = None if seed is None else _check_int("seed", seed, 0)
+        batch_size = require_int("batch_size", 32 if batch_size is None else batch_size, 1)
+        epochs = require_int("epochs", epochs, 0)
+        initial_epoch = require_int("initial_epoch", initial_epoch, 0)
+        seed = None if seed is None else require_int("seed", seed, 0)
         verbose = resolve_verbose(verbose) if current_world().is_main else 0  # one process prints
         if not 0.0 <= validation_split < 1.0:
             raise ConfigError(f"validation_split must be in [0, 1); got {validation_split}")
@@ -356,7 +351,7 @@ class Model:
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
                  verbose: int | str = "auto") -> list[float]:
         """Return ``[loss, acc]`` over every sample of ``(x, y)`` (none dropped), in eval mode."""
-        batch_size = _check_int("batch_size", _EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
+        batch_size = require_int("batch_size", _EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
         verbose = resolve_verbose(verbose)
         images, labels = self._labelled(x, y, "x", "y")
         start = time.perf_counter()
@@ -372,7 +367,7 @@ class Model:
         """Score every sample of ``(x, y)`` in one pass: the :class:`~trainval.metrics.Scores`
         (loss, accuracy with its 95% interval, per-class precision and recall, confusion matrix)
         and the class probabilities (N, classes). Class names default to the model's."""
-        batch_size = _check_int("batch_size", _EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
+        batch_size = require_int("batch_size", _EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
         images, labels = self._labelled(x, y, "x", "y")
         logits = self._logits(images, batch_size, self._compiled().tta)
         loss = evaluate_logits(logits, labels, self._compiled().loss_fn)["loss"]
@@ -385,7 +380,7 @@ class Model:
 
         ``verbose`` is accepted for Keras compatibility and checked; predict prints nothing.
         """
-        batch_size = _check_int("batch_size", _EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
+        batch_size = require_int("batch_size", _EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
         resolve_verbose(verbose)
         logits = self._logits(self._images(x, "x"), batch_size, self._compiled().tta)
         return torch.softmax(logits, dim=1).cpu().numpy()

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from trainval.checks import require_int
 from trainval.data.image_files import UnreadableImage, load_image_files, resize_policy
 from trainval.errors import ConfigError
 from trainval.model import Model
@@ -50,8 +51,7 @@ def predict_image_files(model: Model, paths: Sequence[str | os.PathLike[str]], t
     if model.input_shape is None or model.num_classes is None:
         raise ConfigError("the model does not know its input shape and class count yet: predict with a saved "
                           "or trained model")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ConfigError(f"top-k must be an integer >= 1; got {top_k!r}")
+    require_int("top-k", top_k, 1)
     height, width, channels = model.input_shape
     loaded = load_image_files(paths, height, width, channels)
     result = FilePredictions(resize_policy(height, width, channels), unreadable=loaded.unreadable)

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from trainval.checks import require_int
 from trainval.api import create_model
 from trainval.data.augment import Augmentation
-from trainval.errors import ConfigError
 from trainval.model import Model
 from trainval.models import get_entry
 from trainval.registry import Registry
@@ -49,8 +49,7 @@ class Preset:
         if epochs is not None:
             changed = replace(changed, epochs=epochs)
         if batch_size is not None and batch_size != self.batch_size:
-            if batch_size < 1:
-                raise ConfigError(f"batch-size must be an integer >= 1; got {batch_size}")
+            require_int("batch-size", batch_size, 1)
             scaled_lr = self.optimizer.learning_rate * batch_size / self.batch_size
             changed = replace(changed, batch_size=batch_size, optimizer=replace(self.optimizer, learning_rate=scaled_lr))
         if learning_rate is not None:

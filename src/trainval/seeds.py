@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from trainval.checks import require_int
 from trainval.errors import CheckpointError, ConfigError
 from trainval.config import TrainConfig
 from trainval.experiment import check_same_preset, prepare, resume_training, run_record, run_training, saved_config
@@ -60,8 +61,7 @@ def run_seeds(config: TrainConfig, count: int, announce: Callable[[str], None] =
               on_seed: Callable[[SeedRun], None] = lambda run: None) -> SeedsResult:
     """Train ``config`` with seeds ``config.seed`` .. ``config.seed + count - 1``, each in its own run folder
     under a new parent folder in ``config.runs_dir``."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ConfigError(f"seeds must be an integer >= 1; got {count!r}")
+    require_int("seeds", count, 1)
     if not config.runs_dir:
         raise ConfigError("--seeds keeps each seed's run folder: give a --runs-dir")
     _refuse_output(config.output)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -30,19 +29,17 @@ from trainval.errors import ConfigError, InputError, TrainvalError
 from trainval.training import snapshot
 from trainval.training.callbacks import Callback, CallbackList, History
 from trainval.training.data_parallel import DataParallel
-from trainval.training.fit_state import FitState, data_fingerprint
+from trainval.training.fit_state import FitState
 from trainval.training.losses import CategoricalCrossentropy
 from trainval.training.nan_guard import TerminateOnNaN
-from trainval.training.loop import LossFunction, Trainer, evaluate_logits, predict_logits, train_one_epoch
-from trainval.training.running_averages import RunningAverages
+from trainval.training.loop import EVAL_BATCH_SIZE, LossFunction, Trainer, evaluate_logits, fit_epochs, predict_logits
 from trainval.training.optimizers import Adam, OptimizerSpec, resolve_optimizer
 from trainval.training.tta import TTA_LEVELS
 from trainval.training.precision import resolve_device, resolve_precision
-from trainval.training.progress import ProgressLogger, format_metrics, format_timing, resolve_verbose
+from trainval.training.progress import ProgressLogger, resolve_verbose
 
 _CROSS_ENTROPY_NAMES = ("categorical_crossentropy", "sparse_categorical_crossentropy", "crossentropy")
 _METRIC_NAMES = ("accuracy", "acc")
-_EVAL_BATCH_SIZE = 256  # evaluation results do not depend on it; larger batches are simply faster
 _DATA_INIT_SAMPLES = 5000  # training images a data-initialised module (fastnet's whitening) looks at
 
 
@@ -214,65 +211,58 @@ class Model:
         ``verbose``: 0 silent, 1 live bar, 2 one line per epoch, ``"auto"`` 1 in a terminal else 2.
         """
         batch_size = require_int("batch_size", 32 if batch_size is None else batch_size, 1)
-        epochs = require_int("epochs", epochs, 0)
-        initial_epoch = require_int("initial_epoch", initial_epoch, 0)
+        epochs, initial_epoch = require_int("epochs", epochs, 0), require_int("initial_epoch", initial_epoch, 0)
         seed = None if seed is None else require_int("seed", seed, 0)
         verbose = resolve_verbose(verbose) if current_world().is_main else 0  # one process prints
-        if not 0.0 <= validation_split < 1.0:
-            raise ConfigError(f"validation_split must be in [0, 1); got {validation_split}")
-        images, labels = self._labelled(x, y, "x", "y")
-        validation = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise InputError("validation_data must be a pair (x_val, y_val)")
-            validation = self._labelled(validation_data[0], validation_data[1], "validation_data[0]", "validation_data[1]")
-        elif validation_split > 0.0:
-            # Without a seed the split is still fixed (as Keras's last-rows split is), so a fit can be resumed.
-            train_idx, val_idx = holdout_split(labels.numpy(), float(validation_split), seed if seed is not None else 0)
-            validation = images[val_idx], labels[val_idx]
-            images, labels = images[train_idx], labels[train_idx]
+        (images, labels), validation = self._training_data(x, y, validation_split, validation_data, seed)
         trainer = self._compiled()
         self._initialize_from_data(images)
         parallel = DataParallel.join(self.module, self.device, batch_size, len(images), self.sync_batchnorm)
         processes = parallel.world.size if parallel else 1
-
         steps_per_epoch = count_training_batches(len(images), batch_size, processes)
         history = History()
-        loggers = [ProgressLogger(verbose)] if verbose else []
-        callback_list = CallbackList([TerminateOnNaN(), *(callbacks or ()), history, *loggers])
-        callback_list.set_model(self)
-        callback_list.set_params({
+        callback_list = self._fit_callbacks(callbacks, history, verbose, {
             "epochs": epochs, "initial_epoch": initial_epoch, "batch_size": batch_size, "samples": len(images),
             "steps": steps_per_epoch, "val_samples": len(validation[0]) if validation else 0, "verbose": verbose,
         })
         self.stop_training = False
         with self._seeded(seed) as generator, contextlib.ExitStack() as cleanup:
-            for logger in loggers:
-                cleanup.callback(logger.close)  # a failure mid-epoch must not leave a live bar behind
-            fit = FitState(
-                epochs=epochs, initial_epoch=initial_epoch, start_step=trainer.step, batch_size=batch_size, samples=len(images), shuffle=shuffle,
-                data_fingerprint=data_fingerprint(images, labels), generator=generator, device=self.device,
-                total_steps=trainer.step + steps_per_epoch * max(epochs - initial_epoch, 0), epoch=initial_epoch,
-                augment=self.augmentation.bind(len(images), generator) if self.augmentation else None,
-                processes=processes)
+            cleanup.callback(callback_list.close)  # a failure mid-epoch must not leave a live bar behind
+            fit = FitState.start(images, labels, epochs=epochs, initial_epoch=initial_epoch, batch_size=batch_size,
+                                 shuffle=shuffle, start_step=trainer.step, steps_per_epoch=steps_per_epoch,
+                                 generator=generator, device=self.device, augmentation=self.augmentation,
+                                 processes=processes)
             self._fit = (fit, callback_list.callbacks)
             cleanup.callback(setattr, self, "_fit", None)
-            callback_list.on_train_begin()  # BackupAndRestore may move the fit to where an earlier one stopped
-            while fit.epoch < epochs and not self.stop_training:
-                fit.begin_epoch()
-                callback_list.on_epoch_begin(fit.epoch)
-                logs: dict[str, Any] = train_one_epoch(trainer, images, labels, fit, callback_list, parallel)
-                if parallel is not None:
-                    parallel.share_buffers(self.module)
-                if validation is not None:
-                    scores = self._validation_scores(*validation, max(batch_size, _EVAL_BATCH_SIZE), parallel)
-                    logs.update(val_loss=scores["loss"], val_acc=scores["acc"])
-                fit.epoch_done = True
-                callback_list.on_epoch_end(fit.epoch, logs)
-                fit.end_epoch()
-            callback_list.on_train_end()
+            fit_epochs(trainer, fit, images, labels, validation, callback_list, parallel, lambda: self.stop_training)
         self.history = history
         return history
+
+    def _training_data(self, x: Any, y: Any, validation_split: float, validation_data: tuple[Any, Any] | None,
+                       seed: int | None) -> tuple[tuple[torch.Tensor, torch.Tensor],
+                                                  tuple[torch.Tensor, torch.Tensor] | None]:
+        """``fit``'s checked training tensors and its validation pair (None without validation)."""
+        if not 0.0 <= validation_split < 1.0:
+            raise ConfigError(f"validation_split must be in [0, 1); got {validation_split}")
+        images, labels = self._labelled(x, y, "x", "y")
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise InputError("validation_data must be a pair (x_val, y_val)")
+            return (images, labels), self._labelled(*validation_data, "validation_data[0]", "validation_data[1]")
+        if validation_split == 0.0:
+            return (images, labels), None
+        # Without a seed the split is still fixed (as Keras's last-rows split is), so a fit can be resumed.
+        train_idx, val_idx = holdout_split(labels.numpy(), float(validation_split), seed if seed is not None else 0)
+        return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
+
+    def _fit_callbacks(self, callbacks: Sequence[Callback] | None, history: History, verbose: int,
+                       params: dict[str, Any]) -> CallbackList:
+        """The NaN guard first, the user's callbacks, the History, then progress printing, all set up."""
+        progress = [ProgressLogger(verbose)] if verbose else []
+        callback_list = CallbackList([TerminateOnNaN(), *(callbacks or ()), history, *progress])
+        callback_list.set_model(self)
+        callback_list.set_params(params)
+        return callback_list
 
     def training_state(self) -> dict[str, Any]:
         """The whole state of the fit under way (weights, optimiser, position, random generators,
@@ -335,31 +325,17 @@ class Model:
     def _score(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, tta: int) -> dict[str, float]:
         return evaluate_logits(self._logits(images, batch_size, tta), labels, self._compiled().loss_fn)
 
-    def _validation_scores(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-                           parallel: DataParallel | None) -> dict[str, float]:
-        """Validation loss and accuracy without TTA; in a data-parallel fit each rank scores its share."""
-        if parallel is None:
-            return self._score(images, labels, batch_size, tta=0)
-        share = parallel.shard(len(images))
-        sums = RunningAverages(self.device)
-        if share.stop > share.start:  # a validation set smaller than the number of processes leaves some without images
-            logits, targets = self._logits(images[share], batch_size, tta=0), labels[share].to(self.device)
-            sums.update(self._compiled().loss_fn(logits, targets), logits, targets)
-        sums.combine_ranks()
-        return sums.result()
-
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None,
                  verbose: int | str = "auto") -> list[float]:
         """Return ``[loss, acc]`` over every sample of ``(x, y)`` (none dropped), in eval mode."""
-        batch_size = require_int("batch_size", _EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
+        batch_size = require_int("batch_size", EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
         verbose = resolve_verbose(verbose)
         images, labels = self._labelled(x, y, "x", "y")
-        start = time.perf_counter()
+        progress = CallbackList([ProgressLogger(verbose)] if verbose else [])
+        progress.set_params({"samples": len(images), "steps": -(-len(images) // batch_size)})
+        progress.on_test_begin()
         scores = self._score(images, labels, batch_size, self._compiled().tta)
-        if verbose:
-            steps = -(-len(images) // batch_size)
-            print(f"{len(images)}/{len(images)} - {format_timing(time.perf_counter() - start, steps)} - "
-                  f"{format_metrics(scores)}", flush=True)
+        progress.on_test_end(scores)
         return [scores["loss"], scores["acc"]]
 
     def evaluate_detailed(self, x: Any, y: Any, batch_size: int | None = None,
@@ -367,7 +343,7 @@ class Model:
         """Score every sample of ``(x, y)`` in one pass: the :class:`~trainval.metrics.Scores`
         (loss, accuracy with its 95% interval, per-class precision and recall, confusion matrix)
         and the class probabilities (N, classes). Class names default to the model's."""
-        batch_size = require_int("batch_size", _EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
+        batch_size = require_int("batch_size", EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
         images, labels = self._labelled(x, y, "x", "y")
         logits = self._logits(images, batch_size, self._compiled().tta)
         loss = evaluate_logits(logits, labels, self._compiled().loss_fn)["loss"]
@@ -380,7 +356,7 @@ class Model:
 
         ``verbose`` is accepted for Keras compatibility and checked; predict prints nothing.
         """
-        batch_size = require_int("batch_size", _EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
+        batch_size = require_int("batch_size", EVAL_BATCH_SIZE if batch_size is None else batch_size, 1)
         resolve_verbose(verbose)
         logits = self._logits(self._images(x, "x"), batch_size, self._compiled().tta)
         return torch.softmax(logits, dim=1).cpu().numpy()

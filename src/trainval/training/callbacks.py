@@ -57,6 +57,15 @@ class Callback:
         ``logs["loss"]`` is the step's loss tensor, and ``logs["running"].result()`` gives the
         epoch's running averages (reading either waits for the device)."""
 
+    def on_test_begin(self, logs: Logs | None = None) -> None:
+        """Before ``Model.evaluate`` scores its data."""
+
+    def on_test_end(self, logs: Logs | None = None) -> None:
+        """After ``Model.evaluate``; ``logs`` holds its ``loss`` and ``acc``."""
+
+    def close(self) -> None:
+        """Release what the callback holds open (a live progress bar) when training ends or fails."""
+
 
 class CallbackList(Callback):
     """Calls each hook on every callback, sorted by ``order`` (stable, so ties keep the given order)."""
@@ -92,6 +101,18 @@ class CallbackList(Callback):
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         for callback in self.callbacks:
             callback.on_train_batch_end(batch, logs)
+
+    def on_test_begin(self, logs: Logs | None = None) -> None:
+        for callback in self.callbacks:
+            callback.on_test_begin(logs)
+
+    def on_test_end(self, logs: Logs | None = None) -> None:
+        for callback in self.callbacks:
+            callback.on_test_end(logs)
+
+    def close(self) -> None:
+        for callback in self.callbacks:
+            callback.close()
 
 
 class History(Callback):

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from trainval.data.augment import BoundAugmentation
+from trainval.data.augment import Augmentation, BoundAugmentation
 from trainval.data.batches import sample_order, split_order
 from trainval.errors import CheckpointError
 from trainval.training.running_averages import RunningAverages
@@ -54,6 +54,18 @@ class FitState:
     epoch_done: bool = False  # ``epoch`` trained and validated; its epoch-end callbacks are running
     order: torch.Tensor | None = None  # ``epoch``'s sample order, drawn when the epoch begins
     running: RunningAverages | None = None  # ``epoch``'s loss and accuracy so far
+
+    @classmethod
+    def start(cls, images: torch.Tensor, labels: torch.Tensor, *, epochs: int, initial_epoch: int, batch_size: int,
+              shuffle: bool, start_step: int, steps_per_epoch: int, generator: torch.Generator, device: torch.device,
+              augmentation: Augmentation | None, processes: int) -> FitState:
+        """The state of a fit about to train on ``images`` and ``labels``, from ``initial_epoch`` and the
+        trainer's update ``start_step`` on."""
+        return cls(epochs=epochs, initial_epoch=initial_epoch, start_step=start_step, batch_size=batch_size,
+                   samples=len(images), shuffle=shuffle, data_fingerprint=data_fingerprint(images, labels),
+                   total_steps=start_step + steps_per_epoch * max(epochs - initial_epoch, 0), generator=generator,
+                   device=device, epoch=initial_epoch,
+                   augment=augmentation.bind(len(images), generator) if augmentation else None, processes=processes)
 
     def begin_epoch(self) -> None:
         """Draw the epoch's order, unless a restored checkpoint already put the fit inside this epoch."""

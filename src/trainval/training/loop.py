@@ -14,6 +14,7 @@ from trainval.errors import ConfigError
 from trainval.training.callbacks import Callback
 from trainval.training.optimizers import OptimizerSpec
 from trainval.training.precision import autocast
+from trainval.training.running_averages import RunningAverages
 from trainval.training.tta import tta_logits
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from trainval.training.fit_state import FitState
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+EVAL_BATCH_SIZE = 256  # evaluation results do not depend on it; larger batches are simply faster
 
 
 @dataclass
@@ -92,6 +94,29 @@ def to_model_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     return images.contiguous(memory_format=torch.channels_last)
 
 
+def fit_epochs(trainer: Trainer, fit: FitState, images: torch.Tensor, labels: torch.Tensor,
+               validation: tuple[torch.Tensor, torch.Tensor] | None, callbacks: Callback,
+               parallel: DataParallel | None, should_stop: Callable[[], bool]) -> None:
+    """Keras's fit loop: train ``fit``'s remaining epochs, validating after each, calling the hooks.
+
+    ``should_stop`` is asked before every epoch (a callback such as EarlyStopping sets it).
+    """
+    callbacks.on_train_begin()  # BackupAndRestore may move the fit to where an earlier one stopped
+    while fit.epoch < fit.epochs and not should_stop():
+        fit.begin_epoch()
+        callbacks.on_epoch_begin(fit.epoch)
+        logs: dict[str, Any] = train_one_epoch(trainer, images, labels, fit, callbacks, parallel)
+        if parallel is not None:
+            parallel.share_buffers(trainer.module)
+        if validation is not None:
+            scores = validate(trainer, *validation, max(fit.batch_size, EVAL_BATCH_SIZE), parallel)
+            logs.update(val_loss=scores["loss"], val_acc=scores["acc"])
+        fit.epoch_done = True
+        callbacks.on_epoch_end(fit.epoch, logs)
+        fit.end_epoch()
+    callbacks.on_train_end()
+
+
 def train_one_epoch(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor, fit: FitState,
                     callbacks: Callback, parallel: DataParallel | None = None) -> dict[str, float]:
     """Run the steps of ``fit``'s current epoch that are not done yet; return the epoch's mean loss and accuracy.
@@ -143,6 +168,23 @@ def predict_logits(module: nn.Module, images: torch.Tensor, batch_size: int, dev
         with autocast(precision, device):
             outputs.append(tta_logits(module, to_model_input(images[window], device), tta).float())
     return torch.cat(outputs)
+
+
+def validate(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+             parallel: DataParallel | None = None) -> dict[str, float]:
+    """Loss and accuracy without TTA, in eval mode; in a data-parallel fit each rank scores its share
+    and the sums are combined."""
+    if parallel is None:
+        logits = predict_logits(trainer.module, images, batch_size, trainer.device, trainer.precision)
+        return evaluate_logits(logits, labels, trainer.loss_fn)
+    share = parallel.shard(len(images))
+    sums = RunningAverages(trainer.device)
+    if share.stop > share.start:  # a validation set smaller than the number of processes leaves some without images
+        logits = predict_logits(trainer.module, images[share], batch_size, trainer.device, trainer.precision)
+        targets = labels[share].to(trainer.device)
+        sums.update(trainer.loss_fn(logits, targets), logits, targets)
+    sums.combine_ranks()
+    return sums.result()
 
 
 def evaluate_logits(logits: torch.Tensor, labels: torch.Tensor, loss_fn: LossFunction) -> dict[str, float]:

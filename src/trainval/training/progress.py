@@ -86,6 +86,14 @@ class ProgressLogger(Callback):
     def on_train_end(self, logs: Any = None) -> None:
         self.close()
 
+    def on_test_begin(self, logs: Logs | None = None) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_test_end(self, logs: Logs | None = None) -> None:
+        samples = self.params["samples"]
+        self._print(f"{samples}/{samples} - {format_timing(time.perf_counter() - self._epoch_start, self.params['steps'])}"
+                    f" - {format_metrics(logs or {})}")
+
     def close(self) -> None:
         """Finish a bar left open (training ended or failed mid-epoch)."""
         if self._bar is not None:

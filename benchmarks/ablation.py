@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 
 from trainval import presets
 from trainval.data.augment import Augmentation
 from trainval.config import TrainConfig
-from trainval.experiment import run_training
 from trainval.presets import Preset
+from trainval.seeds import run_seeds
 
 
 def variants(base: Preset, precision: str) -> dict[str, tuple[Preset, str]]:
@@ -53,12 +52,10 @@ def main() -> None:
     print(f"ablation of preset {args.preset}, {args.seeds} seeds per row")
     print(f"{'variant':<40} {'test acc %':>10} {'train s':>8}")
     for name, (preset, precision) in variants(presets.get(args.preset), args.precision).items():
-        results = [run_training(TrainConfig(preset=preset, seed=seed, data_dir=args.data_dir, precision=precision,
-                                            validation="none", verbose=0, runs_dir=None),
-                                announce=lambda line: None)
-                   for seed in range(args.seeds)]
-        accuracy = statistics.fmean(r.test_accuracy for r in results) * 100
-        seconds = statistics.fmean(r.seconds["training"] for r in results)
+        runs = run_seeds(TrainConfig(preset=preset, seed=0, data_dir=args.data_dir, precision=precision,
+                                     validation="none", verbose=0, runs_dir=None), args.seeds, announce=lambda line: None)
+        accuracy = runs.spread(lambda run: run.test_accuracy)["mean"] * 100
+        seconds = runs.spread(lambda run: run.seconds["training"])["mean"]
         print(f"{name:<40} {accuracy:>10.2f} {seconds:>8.1f}", flush=True)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -18,20 +18,16 @@ from trainval.checks import require_int
 from trainval import datasets, presets
 from trainval.config import TrainConfig
 from trainval.errors import ConfigError
-from trainval.experiment import run_training
-from trainval.stats import spread
+from trainval.seeds import SeedRun, SeedsResult, run_seeds
 from trainval.training.precision import resolve_device, resolve_precision
 
 
-@dataclass
-class SeedResult:
-    """One seed's run: the test set is scored once, at the end."""
-
-    seed: int
-    train_seconds: float
-    wall_seconds: float  # data load, model build, training and test, in this process
-    test_accuracy: float
-    images_per_second: float  # training images processed per second of training
+_COLUMNS: dict[str, Callable[[SeedRun], float]] = {  # bench's view of a seed's run, in its table's order
+    "train_seconds": lambda run: run.seconds["training"],
+    "wall_seconds": lambda run: run.seconds["total"],  # data load, model build, training and test, in this process
+    "test_accuracy": lambda run: run.test_accuracy,
+    "images_per_second": lambda run: run.images_per_second,
+}
 
 
 @dataclass
@@ -42,20 +38,21 @@ class BenchReport:
     dataset: str
     validation: str
     machine: dict
-    seeds: list[SeedResult] = field(default_factory=list)
+    seeds: SeedsResult = field(default_factory=lambda: SeedsResult(None, []))
     compare: dict | None = None
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Mean, sample standard deviation, min and max of each measured column."""
-        columns = {"test_accuracy": [r.test_accuracy for r in self.seeds],
-                   "train_seconds": [r.train_seconds for r in self.seeds],
-                   "wall_seconds": [r.wall_seconds for r in self.seeds],
-                   "images_per_second": [r.images_per_second for r in self.seeds]}
-        return {name: spread(values) for name, values in columns.items() if values}
+        if not self.seeds.runs:
+            return {}
+        return {name: self.seeds.spread(_COLUMNS[name])
+                for name in ("test_accuracy", "train_seconds", "wall_seconds", "images_per_second")}
 
     def to_dict(self) -> dict:
         """JSON-ready values, the summary included."""
-        return {**asdict(self), "summary": self.summary()}
+        rows = [{"seed": run.seed, **{name: value(run) for name, value in _COLUMNS.items()}} for run in self.seeds.runs]
+        return {"preset": self.preset, "dataset": self.dataset, "validation": self.validation,
+                "machine": self.machine, "seeds": rows, "compare": self.compare, "summary": self.summary()}
 
 
 def _cpu_model() -> str:
@@ -83,26 +80,17 @@ def machine_facts(precision: str = "auto") -> dict[str, str | int]:
 
 def run_bench(preset: str, seeds: int, data_dir: str | None = None, precision: str = "auto",
               validation: str = "none", dataset: str = "cifar10",
-              on_result: Callable[[SeedResult], None] = lambda result: None) -> BenchReport:
-    """Train ``preset`` once per seed 0..seeds-1 and collect accuracy and timings.
+              on_result: Callable[[SeedRun], None] = lambda run: None) -> BenchReport:
+    """Train ``preset`` once per seed 0..seeds-1 (no run folders) and collect accuracy and timings.
 
     ``validation="none"`` trains on all training images and scores the test set once, which is
     what the published speed runs measure.
     """
-    if seeds < 1:
-        raise ConfigError(f"seeds must be >= 1; got {seeds}")
     report = BenchReport(preset=presets.get(preset).to_dict(), dataset=dataset, validation=validation,
                          machine=machine_facts(precision))
-    for seed in range(seeds):
-        config = TrainConfig(preset=preset, dataset=dataset, seed=seed, data_dir=data_dir, precision=precision,
-                             validation=validation, verbose=0, runs_dir=None)
-        result = run_training(config, announce=lambda line: None)
-        images = result.train_samples * result.preset.epochs
-        row = SeedResult(seed=seed, train_seconds=result.seconds["training"], wall_seconds=result.seconds["total"],
-                         test_accuracy=result.test_accuracy,
-                         images_per_second=images / max(result.seconds["training"], 1e-9))
-        report.seeds.append(row)
-        on_result(row)
+    config = TrainConfig(preset=preset, dataset=dataset, seed=0, data_dir=data_dir, precision=precision,
+                         validation=validation, verbose=0, runs_dir=None)
+    report.seeds = run_seeds(config, seeds, announce=lambda line: None, on_seed=on_result)
     return report
 
 

@@ -13,7 +13,7 @@ import torch
 from trainval import __version__, datasets, distributed, presets
 from trainval.api import describe_model, list_models, load_model
 from trainval.atomic_files import write_bytes_atomically
-from trainval.bench import BenchReport, SeedResult, compare_throughput, run_bench
+from trainval.bench import BenchReport, compare_throughput, run_bench
 from trainval.config import MONITORS, VALIDATION_MODES, TrainConfig
 from trainval.datasets import image_folder
 from trainval.errors import ConfigError, ExportError, OutputError, TrainvalError
@@ -273,6 +273,8 @@ def _train_here(args: argparse.Namespace, world: distributed.World) -> int:
         config = _train_config(args, verbose)
         if args.seeds is not None:
             _refuse_seeds_across_processes(args, world.size)
+            if not config.runs_dir:
+                raise ConfigError("--seeds keeps each seed's run folder: give a --runs-dir")
             return _print_seeds(run_seeds(config, args.seeds, announce=announce, on_seed=_print_seed))
         result = run_training(config, announce=announce)
     if not world.is_main:
@@ -302,7 +304,7 @@ def _train_config(args: argparse.Namespace, verbose: int | str) -> TrainConfig:
 
 def _print_seed(run: SeedRun) -> None:
     print(f"Seed {run.seed}: test accuracy {format_accuracy(run.test_accuracy, run.test_interval)}, "
-          f"{run.seconds:.1f}s, {run.folder}", flush=True)
+          f"{run.seconds['total']:.1f}s, {run.folder}", flush=True)
 
 
 def _print_seeds(result: SeedsResult) -> int:
@@ -414,9 +416,9 @@ def _write_json(path: str, values: dict) -> None:
     print(f"Wrote {path}")
 
 
-def _print_seed_row(row: SeedResult) -> None:
-    print(f"{row.seed:>4}  {row.train_seconds:>8.1f}  {row.wall_seconds:>7.1f}  {row.test_accuracy * 100:>8.2f}%  "
-          f"{row.images_per_second:>9.0f}", flush=True)
+def _print_seed_row(row: SeedRun) -> None:
+    print(f"{row.seed:>4}  {row.seconds['training']:>8.1f}  {row.seconds['total']:>7.1f}  "
+          f"{row.test_accuracy * 100:>8.2f}%  {row.images_per_second:>9.0f}", flush=True)
 
 
 def _print_summary(report: BenchReport) -> None:
@@ -433,7 +435,7 @@ def _bench(args: argparse.Namespace) -> int:
           "test set scored once per seed", flush=True)
     header_printed = False
 
-    def show(row: SeedResult) -> None:
+    def show(row: SeedRun) -> None:
         nonlocal header_printed
         if not header_printed:
             print("seed   train_s   wall_s  test_acc   images/s")

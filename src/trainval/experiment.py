@@ -50,6 +50,16 @@ class TrainResult:
     seconds: dict[str, float] = field(default_factory=dict)  # data, training, test, total
     run_folder: Path | None = None
 
+    def record(self) -> RunResult:
+        """What result.json holds for this run."""
+        return RunResult(
+            test_loss=self.test_loss, test_accuracy=self.test_accuracy, test_interval=self.test_interval,
+            test_samples=self.test_samples, train_samples=self.train_samples,
+            validation_samples=self.validation_samples, epochs_trained=len(self.history.epoch),
+            model=self.preset.model, parameters=self.model.count_params(), device=self.model.device.type,
+            precision=self.model.precision, tta=self.model.tta, seconds=self.seconds,
+            test_scores=self.test_scores.to_dict())
+
 
 def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -> TrainResult:
     """Run ``config`` end to end in a new run folder (none if ``config.runs_dir`` is None).
@@ -230,12 +240,7 @@ def _run(config: TrainConfig, preset: Preset, data: RunData, folder: RunFolder |
     if folder is not None:
         model.save(folder.final_model)
         SavedPredictions.of(probabilities, y_test, x_test).write(folder.test_predictions)
-        record = RunResult(
-            test_loss=scores.loss, test_accuracy=scores.accuracy, test_interval=scores.interval,
-            test_samples=scores.samples, train_samples=result.train_samples,
-            validation_samples=result.validation_samples, epochs_trained=len(history.epoch), model=preset.model,
-            parameters=model.count_params(), device=model.device.type, precision=model.precision, tta=model.tta,
-            seconds=result.seconds, test_scores=scores.to_dict())
+        record = result.record()
         try:
             write_report(folder.path, record)
         except TrainvalError as error:  # the run's results are saved; only its pictures are missing

@@ -1,10 +1,12 @@
-"""``trainval train --seeds N``: one run per seed in a parent folder, and the spread of their scores.
+"""Several seeds of one recipe: ``trainval train --seeds N`` and ``trainval bench`` both run them here.
 
-::
+With a runs folder each seed gets its own run folder under a parent folder, and the set resumes::
 
     runs/<name>/config.json     the shared configuration and the seeds
     runs/<name>/seed-<k>/       one ordinary run folder per seed
     runs/<name>/summary.json    each seed's test accuracy and time, with mean, std, min and max
+
+Without one (``bench``), the seeds simply run one after another in memory.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from trainval.errors import CheckpointError, ConfigError
 from trainval.config import TrainConfig
 from trainval.experiment import check_same_preset, prepare, resume_training, run_record, run_training, saved_config
 from trainval.presets import Preset
+from trainval.runs.record import RunResult
 from trainval.runs.run_folder import RunFolder
 from trainval.stats import spread
 
@@ -27,47 +30,68 @@ SUMMARY_FILE = "summary.json"
 
 @dataclass
 class SeedRun:
-    """One finished seed: its folder and what result.json says."""
+    """One finished seed: its test score and times, and its run folder (None for a run without one)."""
 
     seed: int
-    folder: Path
     test_accuracy: float
     test_interval: tuple[float, float]
-    seconds: float  # the run's total: data, training and test
+    seconds: dict[str, float]  # data, training, test, total
+    trained_images: int  # training images times epochs
+    folder: Path | None = None
+
+    @classmethod
+    def of(cls, seed: int, result: RunResult, folder: Path | None = None) -> SeedRun:
+        """The row of a seed whose run measured ``result``."""
+        return cls(seed, result.test_accuracy, result.test_interval, dict(result.seconds or {}),
+                   (result.train_samples or 0) * result.epochs_trained, folder)
+
+    @property
+    def images_per_second(self) -> float:
+        """Training images processed per second of training."""
+        return self.trained_images / max(self.seconds["training"], 1e-9)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for summary.json."""
-        return {"seed": self.seed, "folder": self.folder.name, "test_accuracy": self.test_accuracy,
-                "test_interval_95": list(self.test_interval), "seconds": self.seconds}
+        return {"seed": self.seed, "folder": self.folder.name if self.folder else None,
+                "test_accuracy": self.test_accuracy, "test_interval_95": list(self.test_interval),
+                "seconds": self.seconds["total"]}
 
 
 @dataclass
 class SeedsResult:
-    """The finished seeds of a multi-seed run, and where they are."""
+    """The finished seeds of a multi-seed run, and where they are (None without run folders)."""
 
-    folder: Path
+    folder: Path | None
     runs: list[SeedRun]
+
+    def spread(self, value: Callable[[SeedRun], float]) -> dict[str, float]:
+        """Mean, std, min and max over the seeds of ``value(run)``."""
+        return spread([value(run) for run in self.runs])
 
     def summary(self) -> dict[str, Any]:
         """Per-seed rows and the spread of test accuracy and time (what summary.json holds)."""
         values: dict[str, Any] = {"seeds": [run.to_dict() for run in self.runs]}
         if self.runs:
-            values["test_accuracy"] = spread([run.test_accuracy for run in self.runs])
-            values["seconds"] = spread([run.seconds for run in self.runs])
+            values["test_accuracy"] = self.spread(lambda run: run.test_accuracy)
+            values["seconds"] = self.spread(lambda run: run.seconds["total"])
         return values
 
 
 def run_seeds(config: TrainConfig, count: int, announce: Callable[[str], None] = print,
               on_seed: Callable[[SeedRun], None] = lambda run: None) -> SeedsResult:
     """Train ``config`` with seeds ``config.seed`` .. ``config.seed + count - 1``, each in its own run folder
-    under a new parent folder in ``config.runs_dir``."""
+    under a new parent folder in ``config.runs_dir``, or in memory one after another when it is None."""
     require_int("seeds", count, 1)
-    if not config.runs_dir:
-        raise ConfigError("--seeds keeps each seed's run folder: give a --runs-dir")
     _refuse_output(config.output)
+    seeds = list(range(config.seed, config.seed + count))
+    if not config.runs_dir:
+        result = SeedsResult(None, [])
+        for seed in seeds:
+            result.runs.append(SeedRun.of(seed, run_training(replace(config, seed=seed), announce).record()))
+            on_seed(result.runs[-1])
+        return result
     config = config.with_absolute_paths()
     _, preset = prepare(config, announce=_silent)  # each seed's run says what it notes
-    seeds = list(range(config.seed, config.seed + count))
     parent = RunFolder.create(config.runs_dir, config.name, run_record(config, preset, seeds))
     with parent.locked(), parent.removed_if_blank_on_failure():
         return _train_seeds(parent, config, seeds, announce, on_seed)
@@ -127,4 +151,4 @@ def _finished_seed(seed: int, folder: RunFolder) -> SeedRun:
     result = folder.read_result(hint=retrain)
     if result.seconds is None or "total" not in result.seconds:
         raise CheckpointError(f"{folder.result_file} is unreadable or corrupt (it has no total time); {retrain}")
-    return SeedRun(seed, folder.path, result.test_accuracy, result.test_interval, result.seconds["total"])
+    return SeedRun.of(seed, result, folder.path)

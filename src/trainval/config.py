@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import math
-import re
 import os
-from dataclasses import asdict, dataclass, fields, replace
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from trainval import datasets, models, presets
 from trainval.checks import require_int
-from trainval import datasets, presets
+from trainval.datasets import image_folder
 from trainval.errors import CheckpointError, ConfigError
 from trainval.presets import Preset
 from trainval.runs.run_folder import check_run_name
+from trainval.training.precision import PRECISIONS
 
 VALIDATION_MODES = ("holdout", "test", "none")
 MONITORS = ("val_acc", "val_loss", "acc", "loss")  # what a run logs each epoch
@@ -41,32 +44,90 @@ def parse_checkpoint_every(text: str) -> tuple[int | None, float | None]:
     return None, float(match["amount"]) * _SECONDS_PER_UNIT[match["unit"]]
 
 
+def count_or_fraction(text: str) -> int | float:
+    """``--holdout-size``'s value: ``"5000"`` is a count, ``"0.1"`` a fraction."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a count (5000) or a fraction (0.1); got {text!r}") from None
+
+
+def verbose_level(text: str) -> int | str:
+    """``--verbose``'s value: ``"auto"``, or a level 0, 1 or 2 as a number."""
+    return text if text == "auto" else int(text)
+
+
+def _option(default: Any, help: str, *flags: str, **argparse_settings: Any) -> Any:
+    """A TrainConfig field that is also an option of ``trainval train``: its help, and how argparse reads it
+    (``flags`` default to the field's name, ``--batch-size`` for ``batch_size``)."""
+    return field(default=default, metadata={"cli": {"help": help, "flags": flags, **argparse_settings}})
+
+
+_PRESET_HELP = ("training recipe: " + "; ".join(f"{name}: {presets.get(name).description}".replace("%", "%%")
+                                                for name in presets.names())
+                + f" (default: {presets.DEFAULT}, or the recipe of the --model given: tutorial for seed-cnn)")
+DATASET_HELP = (f"data set: {', '.join(datasets.names())}, or {datasets.FOLDER_PREFIX}PATH for a folder with one "
+                "sub-folder of images per class (see trainval datasets)")
+PRECISION_HELP = ("auto: bf16 on GPUs and on CPUs with native bf16 (AVX-512 BF16/AMX), else fp32 "
+                  "(default: %(default)s)")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run: a preset, the data, and the few things a user commonly overrides."""
+    """One training run: a preset, the data, and the few things a user commonly overrides.
 
-    preset: str | Preset | None = None  # a name from trainval.presets.names(), a Preset, or None: see resolve_preset
-    dataset: str = "cifar10"
-    model: str | None = None  # None: the preset's
-    epochs: int | None = None  # None: the preset's
-    batch_size: int | None = None  # None: the preset's; the learning rate scales with it
-    learning_rate: float | None = None  # None: the preset's (scaled to the batch size)
-    seed: int = 0  # seeds weight init, the holdout split, shuffling, augmentation and dropout
-    data_dir: str | None = None  # None: TRAINVAL_DATA, else the download cache
-    image_size: int | None = None  # folder data sets: pixels a side (None: 32)
-    test_fraction: float | None = None  # folder data sets without train/ and test/: share held out as test (None: 0.2)
-    precision: str = "auto"  # auto | bf16 | fp32
-    validation: str = "holdout"  # holdout: from training data; test: the tutorial's way; none
-    holdout_size: int | float = 0.1  # held out with validation == "holdout": a fraction in (0, 1) (per class, at
-    # least one image each way; 0.1 is 5,000 of CIFAR-10's 50,000), or a count
-    patience: int | None = None  # stop after this many epochs without a better monitored score; None: never
-    monitor: str | None = None  # the metric that picks the best model and drives early stopping; None: val_acc
-    runs_dir: str | None = "runs"  # where run folders go; None: write no run folder
-    name: str | None = None  # the run folder's name; None: the date and time
-    sync_bn: bool = False  # data-parallel runs on GPUs: BatchNorm statistics over the global batch
-    checkpoint_every: str = "60s"  # mid-epoch checkpoints, besides every epoch end: see parse_checkpoint_every
-    output: str | None = None  # another folder to save the final model in
-    verbose: int | str = "auto"
+    Each field is also an option of ``trainval train`` (its help is in the field's metadata), so the
+    command line and the Python API take the same settings.
+    """
+
+    # a name from trainval.presets.names(), a Preset, or None: see resolve_preset
+    preset: str | Preset | None = _option(None, _PRESET_HELP, choices=presets.names())
+    dataset: str = _option("cifar10", DATASET_HELP + " (default: %(default)s)")
+    model: str | None = _option(None, f"architecture, one of: {', '.join(models.registered_names())} "
+                                      "(default: the preset's)")
+    epochs: int | None = _option(None, "passes over the training data (default: the preset's)", type=int)
+    batch_size: int | None = _option(None, "images per training step; the learning rate scales with it "
+                                           "(default: the preset's)", type=int)
+    learning_rate: float | None = _option(None, "base learning rate (default: the preset's, scaled to the batch "
+                                                "size)", "--learning-rate", "--lr", type=float)
+    seed: int = _option(0, "seeds initial weights, the holdout split, shuffling, augmentation and dropout (same seed, "
+                           "same result on CPU; default: %(default)s)", type=int)
+    data_dir: str | None = _option(None, "folder holding the data set files (default: $TRAINVAL_DATA, else download "
+                                         "to ~/.cache/trainval)")
+    image_size: int | None = _option(None, "folder data sets: images are cropped to a square and resized to this "
+                                           f"many pixels a side (default: {image_folder.DEFAULT_IMAGE_SIZE})",
+                                     type=int, metavar="PIXELS")
+    test_fraction: float | None = _option(None, "folder data sets without train/ and test/ sub-folders: the share of "
+                                                "each class's images held out as the test set (default: "
+                                                f"{image_folder.DEFAULT_TEST_FRACTION})", type=float,
+                                          metavar="FRACTION")
+    precision: str = _option("auto", PRECISION_HELP, choices=PRECISIONS)
+    validation: str = _option("holdout", "holdout: validate on images held out of the training set (honest); test: "
+                                         "on the test set, as the Keras tutorial does (biases the test score); none: "
+                                         "train on all training images without validation (default: %(default)s)",
+                              choices=VALIDATION_MODES)
+    holdout_size: int | float = _option(0.1, "training images held out, stratified by class, with --validation "
+                                             "holdout: a fraction (at least one image of every class each way) or a "
+                                             "count such as 5000 (default: %(default)s, which is 5,000 of CIFAR-10's "
+                                             "50,000)", type=count_or_fraction)
+    patience: int | None = _option(None, "stop after this many epochs without a better --monitor score and keep the "
+                                         "best weights (default: train all epochs)", type=int)
+    monitor: str | None = _option(None, "metric that picks the best model and drives --patience (default: val_acc)",
+                                  choices=MONITORS)
+    runs_dir: str | None = _option("runs", "where run folders go: config, metrics, checkpoints, models (default: "
+                                           "%(default)s)")  # None: write no run folder
+    name: str | None = _option(None, "the run folder's name (default: the date and time)")
+    sync_bn: bool = _option(False, "in data-parallel training on GPUs, compute BatchNorm statistics over the global "
+                                   "batch (PyTorch's SyncBatchNorm) instead of each process's share",
+                            action="store_true")
+    checkpoint_every: str = _option("60s", "also checkpoint mid-epoch: a number of steps (500), a time (90s, 10m) or "
+                                           "'epoch' for epoch ends only (default: %(default)s)")
+    output: str | None = _option(None, "also save the final model in this folder (load with trainval.load_model)")
+    verbose: int | str = _option("auto", "0 silent, 1 live progress bar, 2 one line per epoch; auto: 1 in a terminal, "
+                                         "else 2", choices=["auto", 0, 1, 2], type=verbose_level)
 
     def check(self) -> None:
         """Raise ConfigError for values no run could use."""

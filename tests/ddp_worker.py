@@ -18,7 +18,7 @@ from torch import nn
 import trainval
 from trainval import distributed
 from trainval.callbacks import BackupAndRestore
-from trainval.training.callbacks import Callback
+from trainval.callbacks.base import Callback
 
 
 class RecordingNet(nn.Module):

@@ -26,8 +26,8 @@ from trainval.data.augment import Augmentation, flip_where, translate
 from trainval.errors import ConfigError
 from trainval.model import Model
 from trainval.models.fastnet import FastNet, PatchWhitening
-from trainval.training.averaging import Lookahead
-from trainval.training.callbacks import Callback
+from trainval.callbacks.lookahead import Lookahead
+from trainval.callbacks.base import Callback
 from trainval.training.losses import CategoricalCrossentropy
 from trainval.training.optimizers import SGD, Adam
 from trainval.training.schedules import WarmupLinearDecay

@@ -18,8 +18,8 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it (a module of its own when the name is the module's last part)
 _LAZY = {
-    "Augmentation": "trainval.data.augment", "Callback": "trainval.training.callbacks",
-    "History": "trainval.training.callbacks", "Lookahead": "trainval.training.averaging", "Model": "trainval.model",
+    "Augmentation": "trainval.data.augment", "Callback": "trainval.callbacks.base",
+    "History": "trainval.callbacks.base", "Lookahead": "trainval.callbacks.lookahead", "Model": "trainval.model",
     "TrainConfig": "trainval.config", "create_model": "trainval.api", "describe_model": "trainval.api",
     "list_models": "trainval.api", "load_model": "trainval.api", "resume_training": "trainval.experiment",
     "run_training": "trainval.experiment",
@@ -54,5 +54,5 @@ if TYPE_CHECKING:  # what the names are, for type checkers and IDEs
     from trainval.experiment import resume_training, run_training
     from trainval.model import Model
     from trainval.training import losses, optimizers
-    from trainval.training.averaging import Lookahead
-    from trainval.training.callbacks import Callback, History
+    from trainval.callbacks.lookahead import Lookahead
+    from trainval.callbacks.base import Callback, History

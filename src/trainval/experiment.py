@@ -22,14 +22,14 @@ from trainval.reports.predictions_file import SavedPredictions
 from trainval.reports.report import write_report
 from trainval.metrics import Scores
 from trainval.run_data import RunData, load_run_data
-from trainval.runs.backup import CHECKPOINT_FILE, BackupAndRestore, peek
-from trainval.runs.metric_logs import CSVLogger, JSONLogger
-from trainval.runs.model_checkpoint import ModelCheckpoint
+from trainval.callbacks.backup import CHECKPOINT_FILE, BackupAndRestore, peek
+from trainval.callbacks.metric_logs import CSVLogger, JSONLogger
+from trainval.callbacks.model_checkpoint import ModelCheckpoint
 from trainval.runs.record import RunRecord, RunResult
 from trainval.runs.run_folder import RunFolder
-from trainval.training.callbacks import Callback, History
+from trainval.callbacks.base import Callback, History
 from trainval.training.data_parallel import check_sync_batchnorm
-from trainval.training.early_stopping import EarlyStopping
+from trainval.callbacks.early_stopping import EarlyStopping
 
 
 @dataclass

@@ -27,16 +27,16 @@ from trainval import saving
 from trainval.metrics import Scores, score_predictions
 from trainval.errors import ConfigError, InputError, TrainvalError
 from trainval.training import snapshot
-from trainval.training.callbacks import Callback, CallbackList, History
+from trainval.callbacks.base import Callback, CallbackList, History
 from trainval.training.data_parallel import DataParallel
 from trainval.training.fit_state import FitState
 from trainval.training.losses import CategoricalCrossentropy
-from trainval.training.nan_guard import TerminateOnNaN
+from trainval.callbacks.nan_guard import TerminateOnNaN
 from trainval.training.loop import EVAL_BATCH_SIZE, LossFunction, Trainer, evaluate_logits, fit_epochs, predict_logits
 from trainval.training.optimizers import Adam, OptimizerSpec, resolve_optimizer
 from trainval.training.tta import TTA_LEVELS
 from trainval.training.precision import resolve_device, resolve_precision
-from trainval.training.progress import ProgressLogger, resolve_verbose
+from trainval.callbacks.progress import ProgressLogger, resolve_verbose
 
 _CROSS_ENTROPY_NAMES = ("categorical_crossentropy", "sparse_categorical_crossentropy", "crossentropy")
 _METRIC_NAMES = ("accuracy", "acc")

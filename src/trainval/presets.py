@@ -17,8 +17,8 @@ from trainval.data.augment import Augmentation
 from trainval.model import Model
 from trainval.models import get_entry
 from trainval.registry import Registry
-from trainval.training.averaging import Lookahead
-from trainval.training.callbacks import Callback
+from trainval.callbacks.lookahead import Lookahead
+from trainval.callbacks.base import Callback
 from trainval.training.losses import CategoricalCrossentropy
 from trainval.training.optimizers import SGD, OptimizerSpec
 from trainval.training.schedules import WarmupLinearDecay

@@ -16,7 +16,7 @@ from torch import nn
 
 from trainval.distributed import current_world, gather_to_all
 from trainval.errors import CheckpointError
-from trainval.training.callbacks import Callback
+from trainval.callbacks.base import Callback
 from trainval.training.fit_state import FitState
 from trainval.training.loop import Trainer
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from trainval.training.callbacks import Callback, Logs
+from trainval.callbacks.base import Callback, Logs
 
 
 class Lookahead(Callback):

@@ -7,8 +7,8 @@ from typing import Any
 
 from trainval.distributed import current_world
 from trainval.errors import ConfigError
-from trainval.training.callbacks import Callback, Logs
-from trainval.training.monitor import Monitor
+from trainval.callbacks.base import Callback, Logs
+from trainval.callbacks.monitor import Monitor
 
 
 class ModelCheckpoint(Callback):

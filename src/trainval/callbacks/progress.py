@@ -9,7 +9,7 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from trainval.errors import ConfigError
-from trainval.training.callbacks import Callback, Logs
+from trainval.callbacks.base import Callback, Logs
 
 _BAR_WIDTH = 30
 _REFRESH_SECONDS = 0.25  # notebooks and logs must not flood

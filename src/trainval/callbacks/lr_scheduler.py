@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from trainval.errors import ConfigError
-from trainval.training.callbacks import Callback, Logs
+from trainval.callbacks.base import Callback, Logs
 
 
 class LearningRateScheduler(Callback):

@@ -14,7 +14,7 @@ from trainval.atomic_files import remove_stale_temporaries
 from trainval.distributed import broadcast_from_main, current_world
 from trainval.errors import CheckpointError, ConfigError, TrainingDiverged
 from trainval.runs.state_file import read_state, write_state
-from trainval.training.callbacks import Callback, Logs
+from trainval.callbacks.base import Callback, Logs
 
 CHECKPOINT_FILE = "last.safetensors"
 _CLOCK_EVERY_STEPS = 16  # data-parallel fits: steps between looks at rank 0's clock for time-based saves

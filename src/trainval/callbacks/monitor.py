@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from trainval.errors import ConfigError
-from trainval.training.callbacks import Logs
+from trainval.callbacks.base import Logs
 
 MODES = ("auto", "min", "max")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from trainval.errors import TrainingDiverged
-from trainval.training.callbacks import Callback, Logs
+from trainval.callbacks.base import Callback, Logs
 
 _DEVICE_CHECK_EVERY = 50  # on a GPU, reading the loss every step would stall the queue of kernels
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from trainval.training.callbacks import Callback, Logs
-from trainval.training.monitor import Monitor
+from trainval.callbacks.base import Callback, Logs
+from trainval.callbacks.monitor import Monitor
 
 
 class EarlyStopping(Callback):
@@ -17,7 +17,7 @@ class EarlyStopping(Callback):
         monitor: metric name from the epoch logs, e.g. ``"val_loss"`` or ``"val_acc"``.
         min_delta: smallest change that counts as an improvement.
         patience: epochs without improvement before stopping.
-        mode: ``"auto"``, ``"min"`` or ``"max"`` (see :class:`~trainval.training.monitor.Monitor`).
+        mode: ``"auto"``, ``"min"`` or ``"max"`` (see :class:`~trainval.callbacks.monitor.Monitor`).
         baseline: training stops unless the metric beats this within ``patience`` epochs.
         restore_best_weights: when it stops training, put back the weights of the best epoch (at the
             very end, after weight averaging such as Lookahead has had its last word).

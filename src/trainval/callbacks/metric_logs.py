@@ -18,7 +18,7 @@ from typing import Any
 from trainval.atomic_files import write_bytes_atomically
 from trainval.distributed import current_world
 from trainval.errors import OutputError
-from trainval.training.callbacks import Callback, Logs
+from trainval.callbacks.base import Callback, Logs
 
 
 class _EpochRowsLogger(Callback):

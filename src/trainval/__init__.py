@@ -20,8 +20,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "Augmentation": "trainval.data.augment", "Callback": "trainval.callbacks.base",
     "History": "trainval.callbacks.base", "Lookahead": "trainval.callbacks.lookahead", "Model": "trainval.model",
-    "TrainConfig": "trainval.config", "create_model": "trainval.api", "describe_model": "trainval.api",
-    "list_models": "trainval.api", "load_model": "trainval.api", "resume_training": "trainval.experiment",
+    "TrainConfig": "trainval.config", "create_model": "trainval.model_factory", "describe_model": "trainval.model_factory",
+    "list_models": "trainval.model_factory", "load_model": "trainval.model_factory", "resume_training": "trainval.experiment",
     "run_training": "trainval.experiment",
     "callbacks": "trainval.callbacks", "datasets": "trainval.datasets", "distributed": "trainval.distributed",
     "errors": "trainval.errors", "losses": "trainval.training.losses", "optimizers": "trainval.training.optimizers",
@@ -48,7 +48,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what the names are, for type checkers and IDEs
     from trainval import callbacks, datasets, distributed, errors, prediction, presets
-    from trainval.api import create_model, describe_model, list_models, load_model
+    from trainval.model_factory import create_model, describe_model, list_models, load_model
     from trainval.config import TrainConfig
     from trainval.data.augment import Augmentation
     from trainval.experiment import resume_training, run_training

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from trainval import datasets
-from trainval.api import load_model
+from trainval.model_factory import load_model
 from trainval.config import TrainConfig
 from trainval.errors import ConfigError, ReportError
 from trainval.model import Model

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from trainval.checks import require_int
-from trainval.api import create_model
+from trainval.model_factory import create_model
 from trainval.data.augment import Augmentation
 from trainval.model import Model
 from trainval.models import get_entry

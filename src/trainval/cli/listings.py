@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from trainval import datasets
-from trainval.api import describe_model, list_models
+from trainval.model_factory import describe_model, list_models
 from trainval.config import DATASET_HELP, TrainConfig
 from trainval.datasets import image_folder
 

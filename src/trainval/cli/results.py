@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from trainval.api import load_model
+from trainval.model_factory import load_model
 from trainval.cli.options import write_json
 from trainval.errors import ExportError
 from trainval.evaluation import SPLITS, evaluate_saved_model, remake_report

@@ -1,4 +1,10 @@
-"""The top-level functions: build a model by name, list and describe the names, load a saved model."""
+"""Models by name and from files: what ``trainval.create_model``, ``list_models``, ``describe_model`` and
+``load_model`` do.
+
+An architecture (``trainval.models``' registry: a torch module builder) becomes a Keras-style
+:class:`~trainval.model.Model` here, freshly initialised by name or rebuilt from a saved model
+folder (``trainval.saving``'s format), after checking the folder's spec against its weights.
+"""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import trainval
 from trainval import Callback, Model
 from trainval.data.splits import holdout_split
 from trainval.errors import ConfigError, InputError, ModelFileError
-from trainval.training.optimizers import SGD
+from trainval.optimizers import SGD
 from tiny_data import TinyNet, tiny_images
 
 

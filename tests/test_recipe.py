@@ -29,8 +29,8 @@ from trainval.models.fastnet import FastNet, PatchWhitening
 from trainval.callbacks.lookahead import Lookahead
 from trainval.callbacks.base import Callback
 from trainval.training.losses import CategoricalCrossentropy
-from trainval.training.optimizers import SGD, Adam
-from trainval.training.schedules import WarmupLinearDecay
+from trainval.optimizers import SGD, Adam
+from trainval.optimizers.schedules import WarmupLinearDecay
 from trainval.training.tta import tta_logits
 from cifar_files import write_cifar10_folder
 from tiny_data import TinyNet, tiny_images

@@ -11,8 +11,8 @@ from trainval.callbacks import (BackupAndRestore, Callback, CSVLogger, EarlyStop
                                 LearningRateScheduler, Lookahead, ModelCheckpoint)
 from trainval.errors import CheckpointError
 from trainval.runs.state_file import read_state, write_state
-from trainval.training.optimizers import SGD
-from trainval.training.schedules import WarmupLinearDecay
+from trainval.optimizers import SGD
+from trainval.optimizers.schedules import WarmupLinearDecay
 
 from tiny_data import TinyNet, tiny_images
 

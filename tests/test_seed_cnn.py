@@ -11,7 +11,7 @@ from torch import nn
 import trainval
 from trainval.errors import ConfigError
 from trainval.models import get_entry
-from trainval.training.optimizers import SGD
+from trainval.optimizers import SGD
 
 
 def test_seed_cnn_has_the_tutorials_1_250_858_parameters():

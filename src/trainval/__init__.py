@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from trainval.version import __version__
 
 # public name -> the module that defines it (a module of its own when the name is the module's last part)
 _LAZY = {
@@ -24,7 +24,7 @@ _LAZY = {
     "list_models": "trainval.model_factory", "load_model": "trainval.model_factory", "resume_training": "trainval.experiment",
     "run_training": "trainval.experiment",
     "callbacks": "trainval.callbacks", "datasets": "trainval.datasets", "distributed": "trainval.distributed",
-    "errors": "trainval.errors", "losses": "trainval.training.losses", "optimizers": "trainval.training.optimizers",
+    "errors": "trainval.errors", "losses": "trainval.training.losses", "optimizers": "trainval.optimizers",
     "prediction": "trainval.prediction", "presets": "trainval.presets",
 }
 
@@ -47,12 +47,25 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what the names are, for type checkers and IDEs
-    from trainval import callbacks, datasets, distributed, errors, prediction, presets
-    from trainval.model_factory import create_model, describe_model, list_models, load_model
+    from trainval import (
+        callbacks,
+        datasets,
+        distributed,
+        errors,
+        optimizers,
+        prediction,
+        presets,
+    )
+    from trainval.callbacks.base import Callback, History
+    from trainval.callbacks.lookahead import Lookahead
     from trainval.config import TrainConfig
     from trainval.data.augment import Augmentation
     from trainval.experiment import resume_training, run_training
     from trainval.model import Model
-    from trainval.training import losses, optimizers
-    from trainval.callbacks.lookahead import Lookahead
-    from trainval.callbacks.base import Callback, History
+    from trainval.model_factory import (
+        create_model,
+        describe_model,
+        list_models,
+        load_model,
+    )
+    from trainval.training import losses

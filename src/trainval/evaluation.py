@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from trainval import datasets
-from trainval.model_factory import load_model
+from trainval import datasets, saving
+from trainval.model_factory import load_model, saved_model_folder
 from trainval.config import TrainConfig
-from trainval.errors import ConfigError, ReportError
+from trainval.errors import ConfigError, ModelFileError, ReportError
 from trainval.model import Model
 from trainval.metrics import Scores
 from trainval.reports.predictions_file import SavedPredictions
@@ -69,7 +69,7 @@ def evaluate_saved_model(path: str | os.PathLike[str], split: str = "test", data
     images, labels = splits[split]
     scores, probabilities = model.evaluate_detailed(images, labels, batch_size=batch_size,
                                                     class_names=model.class_names or data.class_names)
-    return SavedModelEvaluation(RunFolder.model_in(path), data.name, split, scores, model.tta, model.precision,
+    return SavedModelEvaluation(saved_model_folder(path), data.name, split, scores, model.tta, model.precision,
                                 images, labels, probabilities)
 
 
@@ -114,4 +114,10 @@ def remake_report(path: str | os.PathLike[str], announce: Callable[[str], None] 
             evaluation = evaluate_saved_model(folder.path, "test")
             SavedPredictions.of(evaluation.probabilities, evaluation.labels, evaluation.images).write(
                 folder.test_predictions)
-    return write_report(folder.path)
+    class_names = None
+    if folder.result_file.exists() and folder.read_result().class_names() is None:
+        try:  # runs older than per-class scores name their classes in their model only
+            class_names = saving.read_spec(saved_model_folder(folder.path)).get("class_names")
+        except (ModelFileError, ConfigError):
+            pass
+    return write_report(folder.path, class_names=class_names)

@@ -33,7 +33,7 @@ from trainval.training.fit_state import FitState
 from trainval.training.losses import CategoricalCrossentropy
 from trainval.callbacks.nan_guard import TerminateOnNaN
 from trainval.training.loop import EVAL_BATCH_SIZE, LossFunction, Trainer, evaluate_logits, fit_epochs, predict_logits
-from trainval.training.optimizers import Adam, OptimizerSpec, resolve_optimizer
+from trainval.optimizers import Adam, OptimizerSpec, resolve_optimizer
 from trainval.training.tta import TTA_LEVELS
 from trainval.training.precision import resolve_device, resolve_precision
 from trainval.callbacks.progress import ProgressLogger, resolve_verbose

@@ -102,7 +102,7 @@ def load_model(path: str | os.PathLike[str], module: nn.Module | None = None,
     ``precision`` (``"auto"``, ``"bf16"`` or ``"fp32"``). Registered architectures are rebuilt by name; a model around your own module needs that
     module passed as ``module`` (its weights are then loaded into it).
     """
-    path = RunFolder.model_in(path)
+    path = saved_model_folder(path)
     spec = saving.read_spec(path)
     architecture = spec.get("architecture")
     num_classes, input_shape = spec.get("num_classes"), spec.get("input_shape")
@@ -127,3 +127,24 @@ def load_model(path: str | os.PathLike[str], module: nn.Module | None = None,
     model.compile(loss=CategoricalCrossentropy(settings.get("label_smoothing") or 0.0), tta=settings.get("tta", 0),
                   precision=precision)
     return model
+
+
+def saved_model_folder(path: str | os.PathLike[str]) -> Path:
+    """The saved-model folder ``path`` stands for: ``path`` itself, or a finished run folder's final model;
+    a ModelFileError or ConfigError that says which to pass instead."""
+    folder = RunFolder(path)
+    if (folder.path / saving.SPEC_FILE).exists():
+        return folder.path
+    if not folder.config_file.exists():
+        raise ModelFileError(f"{path} is neither a saved model (it has no {saving.SPEC_FILE}) nor a run folder (no "
+                             f"{folder.config_file.name}); pass runs/<name> or a folder written by model.save")
+    folder.refuse_seeds_parent()
+    if not (folder.final_model / saving.SPEC_FILE).exists():
+        best = (f"; its best model is in {folder.best_model}" if (folder.best_model / saving.SPEC_FILE).exists()
+                else "")
+        if folder.result_file.exists():
+            raise ModelFileError(f"the run in {path} has finished, but its final model {folder.final_model} is "
+                                 f"missing (deleted or moved){best}. Train the run again to get it back")
+        raise ConfigError(f"the run in {path} has not finished, so it has no final model yet{best}. "
+                          f"Finish it with {folder.command_hint()}")
+    return folder.final_model

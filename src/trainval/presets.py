@@ -20,8 +20,8 @@ from trainval.registry import Registry
 from trainval.callbacks.lookahead import Lookahead
 from trainval.callbacks.base import Callback
 from trainval.training.losses import CategoricalCrossentropy
-from trainval.training.optimizers import SGD, OptimizerSpec
-from trainval.training.schedules import WarmupLinearDecay
+from trainval.optimizers import SGD, OptimizerSpec
+from trainval.optimizers.schedules import WarmupLinearDecay
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as dump_safetensors
 
-from trainval import __version__, models
+from trainval import models
+from trainval.version import __version__
 from trainval.atomic_files import write_bytes_atomically
 from trainval.data.image_files import MAX_IMAGE_SIDE
 from trainval.errors import ModelFileError

@@ -11,7 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from trainval import __version__, distributed
+from trainval import distributed
+from trainval.version import __version__
 from trainval.cli import bench, listings, results, train
 from trainval.errors import ConfigError, TrainvalError
 

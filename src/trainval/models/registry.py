@@ -23,7 +23,7 @@ class ModelEntry:
     name: str
     build: ModuleBuilder  # build(num_classes=..., input_shape=(H, W, C), **options) -> module returning logits
     description: str
-    default_optimizer: Any = None  # an optimizer spec from trainval.training.optimizers, or None for Adam
+    default_optimizer: Any = None  # an optimizer spec from trainval.optimizers, or None for Adam
 
 
 _MODELS: Registry[ModelEntry] = Registry("model")

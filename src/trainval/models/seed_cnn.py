@@ -7,7 +7,7 @@ from torch import nn
 from trainval.errors import ConfigError
 from trainval.models.keras_init import apply_keras_init
 from trainval.models.registry import register_model
-from trainval.training.optimizers import SGD
+from trainval.optimizers import SGD
 
 
 def _conv_block(in_channels: int, out_channels: int) -> list[nn.Module]:

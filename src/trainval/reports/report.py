@@ -8,9 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from trainval import saving
 from trainval.atomic_files import write_bytes_atomically
-from trainval.errors import ModelFileError, OutputError, ReportError
+from trainval.errors import OutputError, ReportError
 from trainval.reports import plots
 from trainval.reports.html_report import render_report
 from trainval.reports.predictions_file import SavedPredictions
@@ -20,13 +19,15 @@ from trainval.runs.run_folder import RunFolder
 from trainval.stats import format_accuracy
 
 
-def write_report(path: str | os.PathLike[str], result: RunResult | None = None) -> Path:
+def write_report(path: str | os.PathLike[str], result: RunResult | None = None,
+                 class_names: list[str] | None = None) -> Path:
     """(Re)make the plots and ``report.html`` of the finished run in folder ``path`` from its files alone;
     returns the report's path.
 
     ``result`` is what the run's result.json holds (read from it when not given: a run writes its
-    report before result.json, which comes last). A ReportError if the saved test predictions are
-    missing or damaged (``trainval.evaluation.remake_report`` scores the test set again then)."""
+    report before result.json, which comes last). ``class_names`` stand in for runs whose result lacks
+    them (runs older than per-class scores). A ReportError if the saved test predictions are missing
+    or damaged (``trainval.evaluation.remake_report`` scores the test set again then)."""
     folder = RunFolder.open(path)
     folder.refuse_seeds_parent()
     saved = folder.read_config()
@@ -37,7 +38,7 @@ def write_report(path: str | os.PathLike[str], result: RunResult | None = None) 
         result = folder.read_result()
     epochs = _read_epochs(folder.metrics_jsonl)
     predictions = SavedPredictions.read(folder.test_predictions)
-    scores = score_predictions(predictions.probabilities, predictions.labels, _class_names(folder, result),
+    scores = score_predictions(predictions.probabilities, predictions.labels, result.class_names() or class_names,
                                result.test_loss)
 
     names = scores.class_names
@@ -70,17 +71,6 @@ def write_report(path: str | os.PathLike[str], result: RunResult | None = None) 
         raise OutputError(f"cannot write the report in {folder.path} ({error.strerror or error}); free disk space "
                           "or make the folder writable") from error
     return folder.report_file
-
-
-def _class_names(folder: RunFolder, result: RunResult) -> list[str] | None:
-    """The class names the run's test scores list (the final model's spec for runs that predate them)."""
-    names = result.class_names()
-    if names is not None:
-        return names
-    try:
-        return saving.read_spec(folder.final_model).get("class_names")
-    except ModelFileError as error:
-        raise ReportError(f"the run's final model cannot be read ({error})") from error
 
 
 def _summary(scores: Scores, result: RunResult, saved: RunRecord) -> list[tuple[str, str]]:

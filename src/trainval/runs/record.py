@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainval import __version__
+from trainval.version import __version__
 
 
 def software_versions() -> dict[str, str]:

@@ -30,9 +30,8 @@ except ImportError:  # not on Windows: run folders are then not locked
     fcntl = None  # type: ignore[assignment]
 
 from trainval.atomic_files import remove_stale_temporaries, write_bytes_atomically
-from trainval.errors import CheckpointError, ConfigError, ModelFileError, OutputError
+from trainval.errors import CheckpointError, ConfigError, OutputError
 from trainval.runs.record import RunRecord, RunResult
-from trainval.saving import SPEC_FILE
 
 CONFIG_FILE, RESULT_FILE = "config.json", "result.json"
 LOCK_FILE = ".lock"  # held (flock) by the process training in the folder
@@ -204,25 +203,6 @@ class RunFolder:
             return RunResult.from_dict(json.loads(self.result_file.read_text()))
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise CheckpointError(f"{self.result_file} is unreadable or corrupt ({error}); {hint}") from error
-
-    @staticmethod
-    def model_in(path: str | os.PathLike[str]) -> Path:
-        """The saved-model folder ``path`` stands for: ``path`` itself, or a finished run folder's final model."""
-        folder = RunFolder(path)
-        if (folder.path / SPEC_FILE).exists():
-            return folder.path
-        if not folder.config_file.exists():
-            raise ModelFileError(f"{path} is neither a saved model (it has no {SPEC_FILE}) nor a run folder (no "
-                                 f"{CONFIG_FILE}); pass runs/<name> or a folder written by model.save")
-        folder.refuse_seeds_parent()
-        if not (folder.final_model / SPEC_FILE).exists():
-            best = (f"; its best model is in {folder.best_model}" if (folder.best_model / SPEC_FILE).exists() else "")
-            if folder.result_file.exists():
-                raise ModelFileError(f"the run in {path} has finished, but its final model {folder.final_model} is "
-                                     f"missing (deleted or moved){best}. Train the run again to get it back")
-            raise ConfigError(f"the run in {path} has not finished, so it has no final model yet{best}. "
-                              f"Finish it with {folder.command_hint()}")
-        return folder.final_model
 
     def seeds(self) -> list[int] | None:
         """The seeds of a ``--seeds`` set whose parent folder this is; None for a single run."""

@@ -12,7 +12,7 @@ from torch import nn
 from trainval.data.batches import evaluation_slices
 from trainval.errors import ConfigError
 from trainval.callbacks.base import Callback
-from trainval.training.optimizers import OptimizerSpec
+from trainval.optimizers import OptimizerSpec
 from trainval.training.precision import autocast
 from trainval.training.running_averages import RunningAverages
 from trainval.training.tta import tta_logits

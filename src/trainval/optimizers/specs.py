@@ -1,7 +1,7 @@
-"""Optimiser specs with Keras names and meanings, built into a torch optimiser for a module.
+"""SGD and Adam specs with Keras names and meanings, built into a torch optimiser for a module.
 
 A spec also says how its learning rate changes step by step: Keras 2's time-based ``decay``
-and/or a ``schedule`` over the whole run (see :mod:`trainval.training.schedules`).
+and/or a ``schedule`` over the whole run (see :mod:`trainval.optimizers.schedules`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from trainval.errors import ConfigError
-from trainval.training.schedules import WarmupLinearDecay
+from trainval.optimizers.schedules import WarmupLinearDecay
 
 
 def _check_positive(name: str, value: float) -> None:

@@ -169,9 +169,22 @@ def test_a_batch_too_large_for_memory_becomes_the_largest_that_fits_with_a_note(
                         lambda device: (memory.fixed + 5 * memory.per_image) / 0.8)
     assert train("--dataset", f"folder:{photos}", "--image-size", "64", "--batch-size", "12", "--name", "low") == 0
     out = capsys.readouterr().out
-    assert "in batches of 12 needs about" in out and "Note: training on batches of 4 instead, learning rate" in out
+    assert "Note: training fastnet on 64x64 images in batches of 12 needs about" in out
+    assert "that a training step may take; training on batches of 4 instead, learning rate" in out
     record = json.loads(Path("runs/low/config.json").read_text())
     assert record["config"]["batch_size"] == 4 and record["preset"]["batch_size"] == 4
+
+
+def test_a_set_of_seeds_says_once_that_its_batch_was_lowered_and_every_seed_trains_with_it(photos, capsys,
+                                                                                           monkeypatch):
+    memory = quick_memory(64)
+    monkeypatch.setattr("trainval.memory_plan.device_memory_available",
+                        lambda device: (memory.fixed + 5 * memory.per_image) / 0.8)
+    assert train("--dataset", f"folder:{photos}", "--image-size", "64", "--batch-size", "12", "--name", "set",
+                 "--seeds", "2") == 0
+    assert capsys.readouterr().out.count("training on batches of 4 instead") == 1
+    for seed in (0, 1):
+        assert json.loads(Path(f"runs/set/seed-{seed}/config.json").read_text())["preset"]["batch_size"] == 4
 
 
 def test_a_resumed_run_whose_batch_no_longer_fits_is_refused_in_one_line(photos, capsys, monkeypatch):
@@ -185,8 +198,8 @@ def test_a_resumed_run_whose_batch_no_longer_fits_is_refused_in_one_line(photos,
     assert main(["train", "--resume", "runs/r"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("trainval: error: training fastnet on 64x64 images in batches of 8 needs about")
-    assert err.endswith("this run trains with that batch, so resume it where more memory is free (a new run would "
-                        "train on batches of 4)")
+    assert err.endswith("that a training step may take; this run trains with that batch, so resume it where more "
+                        "memory is free (a new run would train on batches of 4)")
 
 
 def test_a_model_that_cannot_train_on_two_images_is_refused_before_the_run_folder(photos, capsys, monkeypatch):

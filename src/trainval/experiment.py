@@ -135,15 +135,14 @@ def prepare(config: TrainConfig, announce: Callable[[str], None],
         announce(f"Note: a batch of {asked} is more than the {train_samples} training images; training on batches "
                  f"of {preset.batch_size} (the whole training set), learning rate {preset.optimizer.learning_rate:g}")
     plan = on_main_then_shared(lambda: plan_memory(config, preset, data, may_lower_batch))
-    if current_world().is_main:
-        for line in plan.notes:
-            announce(line)
-    if plan.batch_size is None:
-        return config, data, preset
-    config = replace(config, batch_size=plan.batch_size)
-    preset = config.resolve_preset(train_samples)
-    announce(f"Note: training on batches of {preset.batch_size} instead, learning rate "
-             f"{preset.optimizer.learning_rate:g}")
+    notes = plan.notes
+    if plan.batch_size is not None:
+        config = replace(config, batch_size=plan.batch_size)
+        preset = config.resolve_preset(train_samples)
+        notes = [*notes, f"Note: {plan.reason}; training on batches of {preset.batch_size} instead, learning rate "
+                         f"{preset.optimizer.learning_rate:g}"]
+    for line in notes if current_world().is_main else ():
+        announce(line)
     return config, data, preset
 
 

@@ -16,7 +16,7 @@ import torch
 
 from trainval import datasets
 from trainval.config import TrainConfig
-from trainval.datasets.memory_budget import format_bytes
+from trainval.datasets.memory_budget import SPARE_SHARE, format_bytes
 from trainval.distributed import current_world
 from trainval.errors import ConfigError
 from trainval.model_factory import create_model
@@ -32,10 +32,11 @@ _SMALLEST_BATCH = 2  # BatchNorm needs two images to normalise
 
 @dataclass(frozen=True)
 class MemoryPlan:
-    """The batch size a run must train with (None: the preset's fits) and the lines to tell the user."""
+    """The batch size a run must train with (None: the preset's fits), why, and the lines to tell the user."""
 
     batch_size: int | None
     notes: list[str] = field(default_factory=list)
+    reason: str = ""  # why the batch was lowered
 
 
 def plan_memory(config: TrainConfig, preset: Preset, data: RunData, may_lower_batch: bool) -> MemoryPlan:
@@ -69,12 +70,13 @@ def plan_memory(config: TrainConfig, preset: Preset, data: RunData, may_lower_ba
         return MemoryPlan(None, notes)
     largest = memory.largest_batch(available) // sharing * world
     needs = (f"training {preset.model} on {shape[0]}x{shape[1]} images in batches of {preset.batch_size} needs about "
-             f"{format_bytes(memory.for_batch(per_device))} of memory ({format_bytes(memory.per_image)} an image) "
-             f"and the {device.type} has {format_bytes(available)} available")
+             f"{format_bytes(memory.for_batch(per_device))} of memory ({format_bytes(memory.per_image)} an image), "
+             f"more than the {format_bytes(available * SPARE_SHARE)} ({SPARE_SHARE:.0%}) of the "
+             f"{format_bytes(available)} available on the {device.type} that a training step may take")
     if largest < _SMALLEST_BATCH * world:
         raise ConfigError(f"{needs}; even a batch of {_SMALLEST_BATCH} does not fit: use a smaller --image-size, a "
                           "smaller model, or a machine with more memory")
     if not may_lower_batch:
         raise ConfigError(f"{needs}; this run trains with that batch, so resume it where more memory is free (a "
                           f"new run would train on batches of {largest})")
-    return MemoryPlan(largest, [*notes, f"Note: {needs}"])
+    return MemoryPlan(largest, notes, needs)

@@ -20,7 +20,7 @@ from torch import nn
 from trainval.checks import require_int
 from trainval.data.augment import Augmentation
 from trainval.data.batches import count_training_batches
-from trainval.data.class_weights import as_sample_weights, sample_weights
+from trainval.data.class_weights import as_sample_weights
 from trainval.data.inputs import images_to_tensor, labels_to_tensor
 from trainval.data.splits import holdout_split
 from trainval.distributed import current_world
@@ -32,7 +32,7 @@ from trainval.callbacks.base import Callback, CallbackList, History
 from trainval.training.data_parallel import DataParallel
 from trainval.training.fit_state import FitState
 from trainval.training.losses import CategoricalCrossentropy
-from trainval.training.targets import per_sample_losses
+from trainval.training.targets import training_weights
 from trainval.callbacks.nan_guard import TerminateOnNaN
 from trainval.training.loop import EVAL_BATCH_SIZE, LossFunction, Trainer, evaluate_logits, fit_epochs, predict_logits
 from trainval.optimizers import Adam, OptimizerSpec, resolve_optimizer
@@ -42,7 +42,6 @@ from trainval.callbacks.progress import ProgressLogger, resolve_verbose
 
 _CROSS_ENTROPY_NAMES = ("categorical_crossentropy", "sparse_categorical_crossentropy", "crossentropy")
 _METRIC_NAMES = ("accuracy", "acc")
-_Weighted = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]  # images, labels, sample weights (None: all 1)
 _DATA_INIT_SAMPLES = 5000  # training images a data-initialised module (fastnet's whitening) looks at...
 _DATA_INIT_PIXELS = _DATA_INIT_SAMPLES * 32 * 32  # ...or fewer larger ones: as many pixels as 5000 of 32x32
 
@@ -227,10 +226,7 @@ class Model:
                                                                      sample_weight)
         trainer = self._compiled()
         assert self.num_classes is not None
-        weights = sample_weights(labels, self.num_classes, class_weight, weights)
-        if weights is not None and per_sample_losses(trainer.loss_fn) is None:
-            raise ConfigError("class_weight and sample_weight need a loss trainval can weight per sample: "
-                              "'categorical_crossentropy' or trainval.losses.CategoricalCrossentropy")
+        weights = training_weights(trainer.loss_fn, labels, self.num_classes, class_weight, weights)
         self._initialize_from_data(images)
         parallel = DataParallel.join(self.module, self.device, batch_size, len(images), self.sync_batchnorm)
         processes = parallel.world.size if parallel else 1
@@ -254,7 +250,8 @@ class Model:
         return history
 
     def _training_data(self, x: Any, y: Any, validation_split: float, validation_data: tuple[Any, Any] | None,
-                       seed: int | None, sample_weight: Any) -> tuple[_Weighted, tuple[torch.Tensor, torch.Tensor] | None]:
+                       seed: int | None, sample_weight: Any) -> tuple[tuple[torch.Tensor, torch.Tensor, Any],
+                                                                      tuple[torch.Tensor, torch.Tensor] | None]:
         """``fit``'s checked training tensors with their share of ``sample_weight``, and its validation pair
         (None without validation)."""
         if not 0.0 <= validation_split < 1.0:

@@ -91,7 +91,8 @@ def run_seeds(config: TrainConfig, count: int, announce: Callable[[str], None] =
             on_seed(result.runs[-1])
         return result
     config = config.with_absolute_paths()
-    config, _, preset = prepare(config, announce=_silent)  # each seed's run says what it notes
+    # The set's notes once (a batch lowered to fit in memory is the set's); each seed's run then says its own.
+    config, _, preset = prepare(config, announce=announce)
     parent = RunFolder.create(config.runs_dir, config.name, run_record(config, preset, seeds))
     with parent.locked(), parent.removed_if_blank_on_failure():
         return _train_seeds(parent, config, seeds, announce, on_seed)

@@ -15,14 +15,13 @@ from trainval.callbacks.base import Callback
 from trainval.optimizers import OptimizerSpec
 from trainval.training.precision import autocast
 from trainval.training.running_averages import RunningAverages
-from trainval.training.targets import BatchTargets
+from trainval.training.targets import BatchTargets, LossFunction
 from trainval.training.tta import tta_logits
 
 if TYPE_CHECKING:
     from trainval.training.data_parallel import DataParallel
     from trainval.training.fit_state import FitState
 
-LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 EVAL_BATCH_SIZE = 256  # evaluation results do not depend on it; larger batches are simply faster
 
 

@@ -13,16 +13,29 @@ weight of the image it came from.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from trainval.data.class_weights import sample_weights
+from trainval.errors import ConfigError
 from trainval.training.losses import CategoricalCrossentropy
 
-if TYPE_CHECKING:
-    from trainval.training.loop import LossFunction
+LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # loss(logits, class indices)
+
+
+def training_weights(loss_fn: LossFunction, labels: torch.Tensor, num_classes: int,
+                     class_weight: Mapping[int, float] | str | None, sample_weight: Any) -> torch.Tensor | None:
+    """Each training sample's loss weight from ``fit``'s ``class_weight`` or ``sample_weight`` (None: unweighted);
+    a ConfigError if ``loss_fn`` cannot be weighted per sample."""
+    weights = sample_weights(labels, num_classes, class_weight, sample_weight)
+    if weights is not None and per_sample_losses(loss_fn) is None:
+        raise ConfigError("class_weight and sample_weight need a loss trainval can weight per sample: "
+                          "'categorical_crossentropy' or trainval.losses.CategoricalCrossentropy")
+    return weights
 
 
 def per_sample_losses(loss_fn: LossFunction) -> LossFunction | None:

@@ -109,7 +109,9 @@ class TensorBoard(Callback):
         self._last_epoch = epoch
         if not current_world().is_main:
             return
-        numbers = {key: value for key, value in (logs or {}).items() if isinstance(value, (int, float))}
+        # "lr" (LearningRateScheduler's base rate) is left out, as in metrics.csv: epoch_learning_rate is the rate used.
+        numbers = {key: value for key, value in (logs or {}).items()
+                   if isinstance(value, (int, float)) and key != "lr"}
         train = self._writer("train", self._first_epoch)
         for key, value in numbers.items():
             if not key.startswith("val_"):

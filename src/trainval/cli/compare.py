@@ -13,7 +13,7 @@ from trainval.reports.comparison import SIGNIFICANCE, compare_runs
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add ``compare`` to the CLI's commands."""
     compare = commands.add_parser(
-        "compare", help="compare finished runs: a table, their validation curves, and whether they differ beyond chance",
+        "compare", help="compare finished runs: a table, validation curves, and whether they differ beyond chance",
         description="Put finished runs side by side (preset, data set, epochs, test accuracy with its 95%% interval, "
                     "time), draw their validation curves in one PNG, and test each run that shares its test set with "
                     "the most accurate one against it (McNemar's exact test on the saved test predictions). A "

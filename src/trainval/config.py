@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from trainval import datasets, models, presets
+from trainval.callbacks.tensorboard import INSTALL_HINT, parse_update_freq, summary_writer_class
 from trainval.checks import require_int
 from trainval.data.class_weights import BALANCED
 from trainval.datasets import image_folder
@@ -131,6 +132,12 @@ class TrainConfig:
     checkpoint_every: str = _option("60s", "also checkpoint mid-epoch: a number of steps (500), a time (90s, 10m) or "
                                            "'epoch' for epoch ends only (default: %(default)s)")
     output: str | None = _option(None, "also save the final model in this folder (load with trainval.load_model)")
+    # None: no TensorBoard logs; else Keras's update_freq: "epoch", "batch" or a number of steps
+    tensorboard: str | int | None = _option(
+        None, "also write TensorBoard logs in RUN/tensorboard/ (view with tensorboard --logdir runs): loss, accuracy "
+              "and learning rate per epoch, the test scores and the configuration; with a value, also the running "
+              f"loss and learning rate every 'batch' or every N steps (needs {INSTALL_HINT})",
+        nargs="?", const="epoch", metavar="UPDATE_FREQ")
     verbose: int | str = _option("auto", "0 silent, 1 live progress bar, 2 one line per epoch; auto: 1 in a terminal, "
                                          "else 2", choices=["auto", 0, 1, 2], type=verbose_level)
 
@@ -170,6 +177,9 @@ class TrainConfig:
             raise ConfigError(f"{what} watches {self.watched_metric}, which needs validation: drop --validation none, "
                               "or monitor a training metric (--monitor loss or --monitor acc)")
         parse_checkpoint_every(self.checkpoint_every)
+        if self.tensorboard is not None:
+            parse_update_freq(self.tensorboard)
+            summary_writer_class()  # the tensorboard package is there
         self.find_dataset()
 
     @property

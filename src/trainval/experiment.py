@@ -28,11 +28,13 @@ from trainval.run_data import RunData, load_run_data
 from trainval.callbacks.backup import CHECKPOINT_FILE, BackupAndRestore, peek
 from trainval.callbacks.metric_logs import CSVLogger, JSONLogger
 from trainval.callbacks.model_checkpoint import ModelCheckpoint
+from trainval.callbacks.tensorboard import TensorBoard
 from trainval.runs.record import RunRecord, RunResult
 from trainval.runs.run_folder import RunFolder
 from trainval.callbacks.base import Callback, History
 from trainval.training.data_parallel import check_sync_batchnorm
 from trainval.callbacks.early_stopping import EarlyStopping
+from trainval.stats import accuracy_line
 
 _UNEVEN_RATIO = 2  # the largest class at least this many times the smallest: suggest class weights
 
@@ -208,6 +210,9 @@ def _run_callbacks(config: TrainConfig, folder: RunFolder | None, validating: bo
                                        delete_checkpoint=False)]
         if validating:
             callbacks.append(ModelCheckpoint(folder.best_model, monitor=config.watched_metric, save_best_only=True))
+        if config.tensorboard is not None:
+            record = folder.read_config().to_dict() if current_world().is_main else None  # rank 0 writes
+            callbacks.append(TensorBoard(folder.tensorboard, update_freq=config.tensorboard, config=record))
     return callbacks
 
 
@@ -257,9 +262,10 @@ def _run(config: TrainConfig, preset: Preset, data: RunData, folder: RunFolder |
     announce(_class_balance_note(counts, weights, data.dataset.class_names))
 
     fit_started = time.perf_counter()
+    callbacks = [*preset.callbacks(), *_run_callbacks(config, folder, validation_data is not None)]
     history = model.fit(x_train, y_train, batch_size=preset.batch_size, epochs=preset.epochs, verbose=config.verbose,
                         validation_data=validation_data, seed=config.seed, class_weight=config.class_weight,
-                        callbacks=[*preset.callbacks(), *_run_callbacks(config, folder, validation_data is not None)])
+                        callbacks=callbacks)
     test_started = time.perf_counter()
     scores, probabilities = model.evaluate_detailed(x_test, y_test)
     finished = time.perf_counter()
@@ -277,6 +283,9 @@ def _run(config: TrainConfig, preset: Preset, data: RunData, folder: RunFolder |
     if folder is not None:
         model.save(folder.final_model)
         SavedPredictions.of(probabilities, y_test, x_test).write(folder.test_predictions)
+        for board in (callback for callback in callbacks if isinstance(callback, TensorBoard)):
+            board.log_test_scores({"loss": scores.loss, "acc": scores.accuracy}, step=max(history.epoch, default=0),
+                                  summary=accuracy_line(scores.accuracy, scores.interval, scores.samples))
         record = result.record()
         try:
             write_report(folder.path, record)

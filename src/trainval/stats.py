@@ -1,4 +1,4 @@
-"""Uncertainty on a measured accuracy."""
+"""Uncertainty on a measured accuracy, and on the difference between two."""
 
 from __future__ import annotations
 
@@ -94,3 +94,21 @@ def format_spread(values: dict[str, float], scale: float = 1.0, digits: int = 1,
     """``74.93 ± 0.40% (min 74.50, max 75.40)`` from a :func:`spread`, each figure times ``scale``."""
     mean, std, low, high = (values[key] * scale for key in ("mean", "std", "min", "max"))
     return f"{mean:.{digits}f} ± {std:.{digits}f}{unit} (min {low:.{digits}f}, max {high:.{digits}f})"
+
+
+def mcnemar_exact(only_first: int, only_second: int) -> float:
+    """Two-sided p-value of McNemar's exact test for two classifiers scored on the same images.
+
+    Only the discordant images count: ``only_first`` that the first classifier got right and the
+    second wrong, ``only_second`` the reverse. If neither classifier were better, each such image
+    would be as likely to fall either way (a binomial with p = 1/2); the p-value is the chance of a
+    split at least this uneven.
+
+    >>> round(mcnemar_exact(10, 2), 4)
+    0.0386
+    """
+    if only_first < 0 or only_second < 0:
+        raise ValueError(f"need counts >= 0; got {only_first} and {only_second}")
+    discordant = only_first + only_second
+    tail = sum(math.comb(discordant, k) for k in range(min(only_first, only_second) + 1))
+    return min(1.0, 2 * tail / 2**discordant)

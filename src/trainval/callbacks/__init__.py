@@ -14,6 +14,8 @@ from trainval.callbacks.metric_logs import CSVLogger, JSONLogger
 from trainval.callbacks.model_checkpoint import ModelCheckpoint
 from trainval.callbacks.nan_guard import TerminateOnNaN
 from trainval.callbacks.progress import ProgressLogger
+from trainval.callbacks.tensorboard import TensorBoard
 
 __all__ = ["BackupAndRestore", "CSVLogger", "Callback", "CallbackList", "EarlyStopping", "History", "JSONLogger",
-           "LearningRateScheduler", "Lookahead", "ModelCheckpoint", "ProgressLogger", "TerminateOnNaN"]
+           "LearningRateScheduler", "Lookahead", "ModelCheckpoint", "ProgressLogger", "TensorBoard",
+           "TerminateOnNaN"]

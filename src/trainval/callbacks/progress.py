@@ -1,24 +1,42 @@
-"""Keras-style progress output, as a callback: a live bar (verbose=1) or one line per epoch (verbose=2)."""
+"""Keras-style progress output, as a callback: a live bar (verbose=1) or one line per epoch (verbose=2).
+
+The live bar is tqdm's, drawn on the terminal; in a Jupyter kernel, each epoch's bar is one output of
+the cell, redrawn in place (:mod:`trainval.callbacks.notebook_bar`).
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tqdm import tqdm
 
 from trainval.errors import ConfigError
 from trainval.callbacks.base import Callback, Logs
 
+if TYPE_CHECKING:
+    from trainval.callbacks.notebook_bar import NotebookBars
+
 _BAR_WIDTH = 30
 _REFRESH_SECONDS = 0.25  # notebooks and logs must not flood
+_LIVE_FORMAT = "{n_fmt}/{total_fmt} [{bar:%d}] - ETA: {remaining_s:.0f}s - {desc}" % _BAR_WIDTH
+_DONE_FORMAT = "{n_fmt}/{total_fmt} [{bar:%d}] - {desc}" % _BAR_WIDTH
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (JupyterLab, Notebook, VS Code, Colab), whose stdout is not a
+    terminal though the cell shows output live."""
+    ipython = sys.modules.get("IPython")  # a kernel has imported it; importing it here would be slow
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and "IPKernelApp" in shell.config
 
 
 def resolve_verbose(verbose: int | str, stream: TextIO | None = None) -> int:
-    """``"auto"`` is 1 (live bar) in a terminal and 2 (a line per epoch) otherwise, e.g. in logs."""
+    """``"auto"`` is 1 (live bar) in a terminal or a Jupyter notebook and 2 (a line per epoch) otherwise,
+    e.g. in logs."""
     if verbose == "auto":
-        return 1 if (stream or sys.stdout).isatty() else 2
+        return 1 if (stream or sys.stdout).isatty() or (stream is None and in_notebook()) else 2
     if verbose not in (0, 1, 2):
         raise ConfigError(f"verbose must be 0, 1, 2 or 'auto'; got {verbose!r}")
     return int(verbose)
@@ -35,12 +53,19 @@ def format_timing(seconds: float, steps: int) -> str:
 
 
 class ProgressLogger(Callback):
-    """Prints what Keras prints: the sample counts, ``Epoch i/N`` and the epoch's metrics."""
+    """Prints what Keras prints: the sample counts, ``Epoch i/N`` and the epoch's metrics.
+
+    Without a ``stream``, in a Jupyter kernel, the live bar is redrawn in place in the cell.
+    """
 
     def __init__(self, verbose: int, stream: TextIO | None = None) -> None:
         super().__init__()
         self.verbose = verbose
         self.stream = stream or sys.stdout
+        self._notebook: NotebookBars | None = None
+        if verbose == 1 and stream is None and in_notebook():
+            from trainval.callbacks.notebook_bar import NotebookBars  # loads IPython's display: kernels only
+            self._notebook = NotebookBars()
         self._bar: tqdm | None = None
         self._epoch_start = 0.0
         self._last_postfix = 0.0
@@ -54,11 +79,15 @@ class ProgressLogger(Callback):
         self._print(f"Train on {self.params['samples']} samples{suffix}")
 
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
-        self._print(f"Epoch {epoch + 1}/{self.params['epochs']}")
+        header = f"Epoch {epoch + 1}/{self.params['epochs']}"
         self._epoch_start = time.perf_counter()
+        if self._notebook is None:
+            self._print(header)
         if self.verbose == 1:
-            self._bar = tqdm(total=self.params["samples"], file=self.stream, ascii=".>=", mininterval=_REFRESH_SECONDS,
-                             bar_format="{n_fmt}/{total_fmt} [{bar:%d}] - ETA: {remaining_s:.0f}s - {desc}" % _BAR_WIDTH)
+            settings = {"total": self.params["samples"], "ascii": ".>=", "mininterval": _REFRESH_SECONDS,
+                        "bar_format": _LIVE_FORMAT}
+            self._bar = (self._notebook.bar(header, **settings) if self._notebook is not None
+                         else tqdm(file=self.stream, **settings))
             self._last_postfix = self._epoch_start
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
@@ -74,7 +103,7 @@ class ProgressLogger(Callback):
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         summary = f"{format_timing(time.perf_counter() - self._epoch_start, self.params['steps'])} - {format_metrics(logs or {})}"
         if self._bar is not None:
-            self._bar.bar_format = "{n_fmt}/{total_fmt} [{bar:%d}] - {desc}" % _BAR_WIDTH
+            self._bar.bar_format = _DONE_FORMAT
             self._bar.set_description_str(summary, refresh=False)
             self._bar.update(self.params["samples"] - self._bar.n)
             self._bar.close()
@@ -99,3 +128,5 @@ class ProgressLogger(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        if self._notebook is not None:
+            self._notebook.close()

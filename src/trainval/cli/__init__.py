@@ -1,8 +1,9 @@
 """The ``trainval`` command: a thin face over the workflow, one module per group of commands.
 
 ``train`` (:mod:`trainval.cli.train`), ``predict``, ``evaluate``, ``report`` and ``export``
-(:mod:`trainval.cli.results`), ``bench`` (:mod:`trainval.cli.bench`), ``datasets`` and ``models``
-(:mod:`trainval.cli.listings`). Every option of ``train`` is a field of :class:`trainval.TrainConfig`.
+(:mod:`trainval.cli.results`), ``compare`` (:mod:`trainval.cli.compare`), ``bench`` (:mod:`trainval.cli.bench`),
+``datasets`` and ``models`` (:mod:`trainval.cli.listings`). Every option of ``train`` is a field of
+:class:`trainval.TrainConfig`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 from trainval import distributed
 from trainval.version import __version__
-from trainval.cli import bench, listings, results, train
+from trainval.cli import bench, compare, listings, results, train
 from trainval.errors import ConfigError, TrainvalError
 
 
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"trainval {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (train, results, bench, listings):
+    for group in (train, results, compare, bench, listings):
         group.add_commands(commands)
     return parser
 

@@ -187,3 +187,38 @@ def mistakes_grid(images: np.ndarray, true_names: Sequence[str], predicted_names
             axes.set_title(f"true: {true_names[index]}\npred: {predicted_names[index]} {confidences[index]:.0%}",
                            fontsize=9, parse_math=False)
     return _png(figure)
+
+
+@_any_script
+def validation_curves(runs: Sequence[tuple[str, Sequence[Sequence[Mapping[str, float]]]]]) -> bytes:
+    """Validation loss and accuracy (%) per epoch of several runs in one figure, a colour per run.
+
+    Each run is a name and its curves: one list of per-epoch rows (a 0-based ``epoch``, ``val_loss``,
+    ``val_acc``) for a single run, one per seed for a set of seeds (drawn thinner, named once). Rows
+    without validation scores are left out.
+    """
+    if not runs:
+        raise ValueError("there are no runs to plot")
+    colours = matplotlib.colormaps["tab10"]
+    figure = Figure(figsize=(10, 3.8))
+    panels = figure.subplots(1, 2)
+    epochs = [int(row["epoch"]) + 1 for _, curves in runs for rows in curves for row in rows] or [1]
+    for axes, key, scale, title, label in ((panels[0], "val_loss", 1.0, "Validation loss", "loss"),
+                                           (panels[1], "val_acc", 100.0, "Validation accuracy", "accuracy (%)")):
+        for index, (name, curves) in enumerate(runs):
+            for number, rows in enumerate(curves):
+                points = [(int(row["epoch"]) + 1, row[key] * scale) for row in rows if row.get(key) is not None]
+                if points:
+                    xs, ys = zip(*points)
+                    axes.plot(xs, ys, marker="o" if len(points) <= 50 else None, markersize=4,
+                              linewidth=1.8 if len(curves) == 1 else 1.0, color=colours(index % 10),
+                              label=name if number == 0 else None)
+        axes.set_title(title)
+        axes.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(label)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        axes.grid(alpha=0.3)
+    for text in panels[1].legend(fontsize=8).get_texts():
+        text.set_parse_math(False)  # a run's name is text, not TeX
+    return _png(figure)

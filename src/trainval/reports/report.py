@@ -36,7 +36,7 @@ def write_report(path: str | os.PathLike[str], result: RunResult | None = None,
             raise ReportError(f"the run in {path} has not finished, so it has no test score to report yet; "
                               f"finish it with {folder.command_hint()}")
         result = folder.read_result()
-    epochs = _read_epochs(folder.metrics_jsonl)
+    epochs = read_epochs(folder.metrics_jsonl)
     predictions = SavedPredictions.read(folder.test_predictions)
     scores = score_predictions(predictions.probabilities, predictions.labels, result.class_names() or class_names,
                                result.test_loss)
@@ -117,8 +117,9 @@ def _notes(config: dict[str, Any], result: RunResult, scores: Scores) -> list[st
     return notes
 
 
-def _read_epochs(path: Path) -> list[dict[str, Any]]:
-    """The rows of metrics.jsonl; none when it is missing (a run of 0 epochs writes none)."""
+def read_epochs(path: Path) -> list[dict[str, Any]]:
+    """The rows of metrics.jsonl at ``path``; none when it is missing (a run of 0 epochs writes none); a
+    ReportError if it is unreadable or corrupt."""
     if not path.exists():
         return []
     try:

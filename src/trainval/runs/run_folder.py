@@ -10,6 +10,7 @@
     test_predictions.safetensors   class probabilities of every test image (the report is made from them)
     result.json              the test scores, per class too: its presence means the run finished
     plots/*.png, report.html learning curves, confusion matrix, per-class accuracy, confident mistakes
+    tensorboard/             TensorBoard event files, with --tensorboard
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class RunFolder:
         self.test_predictions = self.path / "test_predictions.safetensors"
         self.plots = self.path / "plots"
         self.report_file = self.path / "report.html"
+        self.tensorboard = self.path / "tensorboard"
 
     @classmethod
     def create(cls, runs_dir: str | os.PathLike[str], name: str | None, record: RunRecord) -> RunFolder:
@@ -147,10 +149,10 @@ class RunFolder:
             yield
 
     def is_blank(self) -> bool:
-        """True if the folder holds no training state: nothing but configs, its lock and temporaries of
-        unfinished writes (a run that stopped before its first checkpoint)."""
+        """True if the folder holds no training state: nothing but configs, its lock, temporaries of
+        unfinished writes and TensorBoard logs (a run that stopped before its first checkpoint)."""
         return all(entry.is_dir() or entry.name in (CONFIG_FILE, LOCK_FILE)
-                   or (entry.name.startswith(".") and entry.name.endswith(".tmp"))
+                   or (entry.name.startswith(".") and entry.name.endswith(".tmp")) or self.tensorboard in entry.parents
                    for entry in self.path.rglob("*"))
 
     @contextlib.contextmanager

@@ -20,7 +20,7 @@ import trainval
 from trainval import distributed
 from trainval.callbacks import BackupAndRestore, Callback, Lookahead
 
-from tiny_data import tiny_images
+from tiny_data import AfterSteps, tiny_images
 
 
 class DeterministicNet(nn.Module):
@@ -34,17 +34,6 @@ class DeterministicNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).mean(dim=(2, 3)))
-
-
-class KillAt(Callback):
-    def __init__(self, step: int) -> None:
-        super().__init__()
-        self.step, self.done = step, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.done += 1
-        if self.done == self.step:
-            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def main() -> None:
@@ -65,7 +54,7 @@ def main() -> None:
     if args.backup:
         callbacks.append(BackupAndRestore(args.backup, save_freq=2))
     if args.kill_at:
-        callbacks.append(KillAt(args.kill_at))
+        callbacks.append(AfterSteps(args.kill_at, lambda: os.kill(os.getpid(), signal.SIGKILL)))
     images, labels = tiny_images(count=64, size=10)
     history = model.fit(images, labels, batch_size=16, epochs=3, validation_split=0.25, seed=4, verbose=0,
                         callbacks=callbacks)

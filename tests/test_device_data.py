@@ -9,13 +9,13 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 import trainval
-from trainval.callbacks import BackupAndRestore, Callback, Lookahead
+from trainval.callbacks import BackupAndRestore, Lookahead
 from trainval.errors import CheckpointError, ConfigError
 from trainval.optimizers import SGD
 from trainval.runs.state_file import read_state, write_state
 from trainval.training.placement import data_device
 
-from tiny_data import TinyNet, tiny_images
+from tiny_data import AfterSteps, TinyNet, tiny_images
 
 # Factories that make a tensor on the CPU unless told otherwise: on a GPU each would be a host tensor.
 _FACTORIES = {torch.arange, torch.randperm, torch.rand, torch.randint, torch.randn, torch.zeros, torch.ones,
@@ -26,15 +26,8 @@ class Crash(Exception):
     pass
 
 
-class CrashAfter(Callback):
-    def __init__(self, steps: int) -> None:
-        super().__init__()
-        self.steps, self.done = steps, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.done += 1
-        if self.done == self.steps:
-            raise Crash
+def crash() -> None:
+    raise Crash
 
 
 def _model(flip: str = "alternating", data_on_device: bool | None = None) -> trainval.Model:
@@ -71,7 +64,7 @@ def test_a_fit_with_its_data_on_the_device_crashed_midway_resumes_to_the_uninter
     straight = _model(data_on_device=True)
     history = _fit(straight)
     with pytest.raises(Crash):
-        _fit(_model(data_on_device=True), [BackupAndRestore(tmp_path, save_freq=1), CrashAfter(crash_after)])
+        _fit(_model(data_on_device=True), [BackupAndRestore(tmp_path, save_freq=1), AfterSteps(crash_after, crash)])
     resumed = _model(data_on_device=True)
     assert _fit(resumed, [BackupAndRestore(tmp_path, save_freq=1)]) == history
     assert _same_weights(straight, resumed)
@@ -117,7 +110,7 @@ def test_data_on_device_other_than_true_false_or_none_is_a_config_error(value):
 
 def test_a_checkpoint_whose_data_lived_on_another_kind_of_device_is_refused_with_what_to_do(tmp_path):
     with pytest.raises(Crash):
-        _fit(_model(), [BackupAndRestore(tmp_path, save_freq=1), CrashAfter(3)])
+        _fit(_model(), [BackupAndRestore(tmp_path, save_freq=1), AfterSteps(3, crash)])
     state = read_state(tmp_path / "last.safetensors")
     assert state["fit"]["data_device"] == "cpu"
     state["fit"]["data_device"] = "cuda"
@@ -130,7 +123,7 @@ def test_a_checkpoint_from_before_data_could_live_on_a_device_still_resumes_exac
     straight = _model()
     history = _fit(straight)
     with pytest.raises(Crash):
-        _fit(_model(), [BackupAndRestore(tmp_path, save_freq=1), CrashAfter(5)])
+        _fit(_model(), [BackupAndRestore(tmp_path, save_freq=1), AfterSteps(5, crash)])
     state = read_state(tmp_path / "last.safetensors")
     del state["fit"]["data_device"]  # as trainval wrote it before
     write_state(tmp_path / "last.safetensors", state)

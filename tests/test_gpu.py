@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import trainval
 from trainval.callbacks import Callback, Lookahead
@@ -32,7 +31,7 @@ from trainval.optimizers import SGD, Adam, resolve_optimizer
 from trainval.presets import get as get_preset
 
 from cuda_worker import DeterministicNet
-from tiny_data import tiny_images
+from tiny_data import PoisonedAfter, tiny_images
 
 pytestmark = pytest.mark.gpu
 
@@ -127,22 +126,6 @@ def test_a_training_step_of_the_94_recipe_on_cuda_never_waits_for_the_gpu():
     assert len(history.history["loss"]) == 2
 
 
-class PoisonedAfter(nn.Module):
-    """A network whose training outputs turn NaN from its ``steps``-th training forward pass on."""
-
-    def __init__(self, steps: int) -> None:
-        super().__init__()
-        self.net, self.steps, self.calls = DeterministicNet(), steps, 0
-
-    def forward(self, x):
-        out = self.net(x)
-        if self.training:
-            self.calls += 1
-            if self.calls >= self.steps:
-                return out * float("nan")
-        return out
-
-
 def test_the_nan_guard_on_cuda_waits_for_the_epochs_end_and_names_the_first_bad_step():
     torch.manual_seed(0)
     model = trainval.Model(PoisonedAfter(steps=3), num_classes=4, device="cuda")
@@ -187,25 +170,31 @@ def _run_worker(*args: str, torchrun: bool = False) -> subprocess.CompletedProce
                           env=env, timeout=300)
 
 
-def test_a_cuda_fit_killed_midway_resumes_to_the_uninterrupted_weights_bit_for_bit(tmp_path):
-    straight = _run_worker(str(tmp_path / "straight.pt"))
-    assert straight.returncode == 0, straight.stderr[-3000:]
+@pytest.fixture(scope="module")
+def lone_fit(tmp_path_factory) -> dict:
+    """The worker's fit in a process started without torchrun, uninterrupted: what it saved."""
+    out = tmp_path_factory.mktemp("lone") / "lone.pt"
+    done = _run_worker(str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return torch.load(out)
+
+
+def test_a_cuda_fit_killed_midway_resumes_to_the_uninterrupted_weights_bit_for_bit(tmp_path, lone_fit):
     killed = _run_worker(str(tmp_path / "resumed.pt"), "--backup", str(tmp_path / "backup"), "--kill-at", "5")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert (tmp_path / "backup" / "last.safetensors").exists() and not (tmp_path / "resumed.pt").exists()
     resumed = _run_worker(str(tmp_path / "resumed.pt"), "--backup", str(tmp_path / "backup"))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    expected, got = torch.load(tmp_path / "straight.pt"), torch.load(tmp_path / "resumed.pt")
+    expected, got = lone_fit, torch.load(tmp_path / "resumed.pt")
     assert got["history"] == expected["history"]
     for name, tensor in expected["weights"].items():
         assert torch.equal(got["weights"][name], tensor), name
 
 
-def test_one_process_under_torchrun_trains_over_nccl_as_a_lone_process_does(tmp_path):
-    alone = _run_worker(str(tmp_path / "alone.pt"))
+def test_one_process_under_torchrun_trains_over_nccl_as_a_lone_process_does(tmp_path, lone_fit):
     grouped = _run_worker(str(tmp_path / "grouped.pt"), torchrun=True)
-    assert alone.returncode == 0 and grouped.returncode == 0, (alone.stderr + grouped.stderr)[-3000:]
-    expected, got = torch.load(tmp_path / "alone.pt"), torch.load(tmp_path / "grouped.pt")
+    assert grouped.returncode == 0, grouped.stderr[-3000:]
+    expected, got = lone_fit, torch.load(tmp_path / "grouped.pt")
     assert (expected["backend"], got["backend"]) == ("none", "nccl")
     for name, tensor in expected["weights"].items():
         torch.testing.assert_close(got["weights"][name], tensor, rtol=0, atol=1e-6)
@@ -271,6 +260,8 @@ def test_a_compiled_fit_on_cuda_agrees_with_the_eager_one_and_reports_its_compil
 
 
 def test_a_model_trained_on_cuda_exports_to_onnx_that_predicts_as_it_does(tmp_path, exact_fp32):
+    pytest.importorskip("onnxscript", reason="torch's ONNX exporter needs onnxscript: pip install 'trainval[onnx]'")
+    pytest.importorskip("onnxruntime", reason="checking the export needs onnxruntime: pip install 'trainval[onnx]'")
     model, _ = _fit_on("cuda", None)
     images, _ = tiny_images(count=20, size=10, seed=2)
     before = model.predict(images)

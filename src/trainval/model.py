@@ -129,11 +129,9 @@ class Model:
         ``sync_batchnorm``: in data-parallel training (torchrun, CUDA), compute BatchNorm statistics
         over the global batch instead of each process's share. ``compile``: run the forward pass
         through ``torch.compile`` (faster steps after a one-off compile, see ``compile_seconds``).
-        ``data_on_device``: keep the data of ``fit``, ``evaluate`` and ``predict`` on the device and
-        shuffle, gather and augment it there (True), or on the host, copied batch by batch (False);
-        None chooses the device on a CUDA GPU with room for the data, else the host. On a GPU the
-        shuffles and augmentations then come from a CUDA generator, which draws differently from the
-        CPU's for the same seed (see :mod:`trainval.training.placement`).
+        ``data_on_device``: keep the data of ``fit``, ``evaluate`` and ``predict`` on the device, shuffled,
+        gathered and augmented there (True), or on the host (False); None: the device on a CUDA GPU with
+        room for it (its CUDA generator draws differently from the CPU's: :mod:`trainval.training.placement`).
         """
         unknown = [m for m in (metrics or ()) if m not in _METRIC_NAMES]
         if unknown:

@@ -76,13 +76,17 @@ def main() -> None:
     parser.add_argument("--backup")
     parser.add_argument("--crash-at", type=int)
     parser.add_argument("--crash-rank", type=int, help="crash on this process only (default: on every one)")
+    parser.add_argument("--class-weight", help="'balanced' weighs the loss of each class")
+    parser.add_argument("--mix", action="store_true", help="MixUp and CutMix the batches")
     args = parser.parse_args()
     world = distributed.setup()
     out = Path(args.out)
     torch.manual_seed(0)
     model = trainval.Model(RecordingNet(args.norm, args.dropout), num_classes=3, input_shape=(8, 8, 3))
     model.compile(optimizer=trainval.optimizers.SGD(learning_rate=0.1, momentum=0.9), precision="fp32",
-                  loss="sparse_categorical_crossentropy")
+                  loss="sparse_categorical_crossentropy",
+                  augmentation=trainval.Augmentation(flip="none", translate=0, mixup=0.4, cutmix=1.0) if args.mix
+                  else None)
     images, labels = numbered_images(args.samples)
     callbacks: list[Callback] = [MarkEpochs()]
     if args.backup:
@@ -90,7 +94,7 @@ def main() -> None:
     if args.crash_at:
         callbacks.append(CrashAt(args.crash_at, args.crash_rank))
     history = model.fit(images, labels, batch_size=args.batch_size, epochs=args.epochs, verbose=0, seed=5,
-                        callbacks=callbacks, validation_data=numbered_images(7))
+                        callbacks=callbacks, validation_data=numbered_images(7), class_weight=args.class_weight)
     torch.save({"weights": model.module.state_dict(), "seen": model.module.seen, "history": history.history,
                 "world_size": world.size}, out / f"rank{world.rank}.pt")
     distributed.shutdown()

@@ -28,7 +28,7 @@ FLOORS = [
     ["model_factory", "prediction", "export"],
     ["presets"],
     ["config"],
-    ["run_data"],
+    ["run_data", "memory_plan"],
     ["experiment", "evaluation"],
     ["seeds"],
     ["bench"],

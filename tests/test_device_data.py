@@ -30,18 +30,26 @@ def crash() -> None:
     raise Crash
 
 
-def _model(flip: str = "alternating", data_on_device: bool | None = None) -> trainval.Model:
+RECIPES = {  # name -> (augmentation, class weights)
+    "alternating flips": (trainval.Augmentation(flip="alternating", translate=2), None),
+    "random flips": (trainval.Augmentation(flip="random", translate=2), None),
+    "no flips": (trainval.Augmentation(flip="none", translate=2), None),
+    "mixed and weighted": (trainval.Augmentation(flip="random", translate=2, mixup=0.4, cutmix=1.0), "balanced"),
+}
+
+
+def _model(recipe: str = "alternating flips", data_on_device: bool | None = None) -> trainval.Model:
     torch.manual_seed(0)
     model = trainval.Model(TinyNet(), num_classes=4)
     model.compile(optimizer=SGD(learning_rate=0.05, momentum=0.9, nesterov=True), tta=2,
-                  augmentation=trainval.Augmentation(flip=flip, translate=2), data_on_device=data_on_device)
+                  augmentation=RECIPES[recipe][0], data_on_device=data_on_device)
     return model
 
 
-def _fit(model: trainval.Model, callbacks=(), epochs: int = 3) -> dict:
+def _fit(model: trainval.Model, callbacks=(), recipe: str = "alternating flips") -> dict:
     images, labels = tiny_images(count=70, size=10)
-    return model.fit(images, labels, batch_size=16, epochs=epochs, validation_split=0.2, seed=7, verbose=0,
-                     callbacks=[Lookahead(every=2), *callbacks]).history
+    return model.fit(images, labels, batch_size=16, epochs=3, validation_split=0.2, seed=7, verbose=0,
+                     callbacks=[Lookahead(every=2), *callbacks], class_weight=RECIPES[recipe][1]).history
 
 
 def _same_weights(first: trainval.Model, second: trainval.Model) -> bool:
@@ -49,24 +57,27 @@ def _same_weights(first: trainval.Model, second: trainval.Model) -> bool:
     return all(name == other and torch.equal(a, b) for (name, a), (other, b) in pairs)
 
 
-@pytest.mark.parametrize("flip", ["alternating", "random", "none"])
-def test_data_on_the_device_trains_to_the_host_placements_weights_bit_for_bit_on_the_cpu(flip):
-    host, device = _model(flip), _model(flip, data_on_device=True)
-    assert _fit(host) == _fit(device)
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_data_on_the_device_trains_to_the_host_placements_weights_bit_for_bit_on_the_cpu(recipe):
+    host, device = _model(recipe), _model(recipe, data_on_device=True)
+    assert _fit(host, recipe=recipe) == _fit(device, recipe=recipe)
     assert _same_weights(host, device)
     images, labels = tiny_images(count=30, size=10, seed=1)
     assert (host.predict(images) == device.predict(images)).all()
     assert host.evaluate(images, labels, verbose=0) == device.evaluate(images, labels, verbose=0)
 
 
-@pytest.mark.parametrize("crash_after", [2, 11])  # inside the first epoch, and inside the last
-def test_a_fit_with_its_data_on_the_device_crashed_midway_resumes_to_the_uninterrupted_weights(tmp_path, crash_after):
-    straight = _model(data_on_device=True)
-    history = _fit(straight)
+@pytest.mark.parametrize("recipe, crash_after", [("alternating flips", 2), ("alternating flips", 11),
+                                                 ("mixed and weighted", 6)])  # first epoch, last, middle
+def test_a_fit_with_its_data_on_the_device_crashed_midway_resumes_to_the_uninterrupted_weights(tmp_path, recipe,
+                                                                                              crash_after):
+    straight = _model(recipe, data_on_device=True)
+    history = _fit(straight, recipe=recipe)
     with pytest.raises(Crash):
-        _fit(_model(data_on_device=True), [BackupAndRestore(tmp_path, save_freq=1), AfterSteps(crash_after, crash)])
-    resumed = _model(data_on_device=True)
-    assert _fit(resumed, [BackupAndRestore(tmp_path, save_freq=1)]) == history
+        _fit(_model(recipe, data_on_device=True), [BackupAndRestore(tmp_path, save_freq=1),
+                                                   AfterSteps(crash_after, crash)], recipe=recipe)
+    resumed = _model(recipe, data_on_device=True)
+    assert _fit(resumed, [BackupAndRestore(tmp_path, save_freq=1)], recipe=recipe) == history
     assert _same_weights(straight, resumed)
 
 
@@ -84,12 +95,13 @@ class _HostFactories(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-@pytest.mark.parametrize("flip", ["alternating", "random"])
-def test_every_order_index_and_random_draw_of_a_fit_with_its_data_on_the_device_is_made_on_a_device(flip):
-    model = _model(flip, data_on_device=True)
+@pytest.mark.parametrize("recipe", ["alternating flips", "mixed and weighted"])
+def test_every_order_index_and_random_draw_of_a_fit_with_its_data_on_the_device_is_made_on_a_device(recipe):
+    model = _model(recipe, data_on_device=True)
     images, labels = tiny_images(count=40, size=10)
     with _HostFactories() as factories:
-        model.fit(images, labels, batch_size=16, epochs=2, validation_split=0.2, seed=7, verbose=0)
+        model.fit(images, labels, batch_size=16, epochs=2, validation_split=0.2, seed=7, verbose=0,
+                  class_weight=RECIPES[recipe][1])
         model.predict(images)
         model.evaluate(images, labels, verbose=0)
     assert factories.calls == []

@@ -62,10 +62,12 @@ def assert_same_weights(first: dict, second: dict, tolerance: float) -> None:
         torch.testing.assert_close(first[name], second[name], rtol=tolerance, atol=tolerance, msg=name)
 
 
-@pytest.mark.parametrize("samples", [32, 29])  # even batches, and a last batch of 5 shared 3 + 2
-def test_two_processes_reach_the_weights_of_one_with_the_same_global_batch(tmp_path, samples):
-    one = fit_in(1, tmp_path / "one", "--samples", str(samples))[0]
-    two = fit_in(2, tmp_path / "two", "--samples", str(samples))
+# Even batches, a last batch of 5 shared 3 + 2, and that with class weights and MixUp/CutMix (images mixed
+# across the two processes' shares).
+@pytest.mark.parametrize("samples, extra", [(32, ()), (29, ()), (29, ("--class-weight", "balanced", "--mix"))])
+def test_two_processes_reach_the_weights_of_one_with_the_same_global_batch(tmp_path, samples, extra):
+    one = fit_in(1, tmp_path / "one", "--samples", str(samples), *extra)[0]
+    two = fit_in(2, tmp_path / "two", "--samples", str(samples), *extra)
     assert two[0]["world_size"] == 2
     assert_same_weights(two[0]["weights"], two[1]["weights"], 0)  # the ranks hold identical weights
     assert_same_weights(one["weights"], two[0]["weights"], 1e-5)

@@ -11,6 +11,7 @@ from typing import Any
 
 from trainval import datasets, models, presets
 from trainval.checks import require_int
+from trainval.data.class_weights import BALANCED
 from trainval.datasets import image_folder
 from trainval.errors import CheckpointError, ConfigError
 from trainval.presets import Preset
@@ -116,6 +117,10 @@ class TrainConfig:
                                              "holdout: a fraction (at least one image of every class each way) or a "
                                              "count such as 5000 (default: %(default)s, which is 5,000 of CIFAR-10's "
                                              "50,000)", type=count_or_fraction)
+    class_weight: str | None = _option(None, "balanced: weigh each training image's loss by n_images / (n_classes * "
+                                             "images of its class), so that every class counts alike however many "
+                                             "images it has (default: every image weighs 1)",
+                                       choices=[BALANCED])
     patience: int | None = _option(None, "stop after this many epochs without a better --monitor score and keep the "
                                          "best weights (default: train all epochs)", type=int)
     monitor: str | None = _option(None, "metric that picks the best model and drives --patience (default: val_acc)",
@@ -159,6 +164,8 @@ class TrainConfig:
             raise ConfigError(f"holdout-size must be a count >= 1 or a fraction in (0, 1); got {size!r}")
         if isinstance(size, float) and not 0.0 < size < 1.0:
             raise ConfigError(f"holdout-size as a fraction must lie strictly between 0 and 1; got {size!r}")
+        if self.class_weight not in (None, BALANCED):
+            raise ConfigError(f"class-weight must be {BALANCED!r} or None; got {self.class_weight!r}")
         if self.monitor is not None and self.monitor not in MONITORS:
             raise ConfigError(f"monitor must be one of {', '.join(MONITORS)}; got {self.monitor!r}")
         if self.validation == "none" and self.watched_metric.startswith("val_") and \

@@ -5,14 +5,16 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from trainval.atomic_files import check_writable_folder
+from trainval.data.class_weights import class_counts, class_weights
 from trainval.config import TrainConfig, parse_checkpoint_every
 from trainval.distributed import backend_name, current_world, local_main_first, on_main_then_shared
 from trainval.errors import CheckpointError, ConfigError, OutputError, TrainvalError
@@ -21,6 +23,7 @@ from trainval.presets import Preset
 from trainval.reports.predictions_file import SavedPredictions
 from trainval.reports.report import write_report
 from trainval.metrics import Scores
+from trainval.memory_plan import plan_memory
 from trainval.run_data import RunData, load_run_data
 from trainval.callbacks.backup import CHECKPOINT_FILE, BackupAndRestore, peek
 from trainval.callbacks.metric_logs import CSVLogger, JSONLogger
@@ -30,6 +33,8 @@ from trainval.runs.run_folder import RunFolder
 from trainval.callbacks.base import Callback, History
 from trainval.training.data_parallel import check_sync_batchnorm
 from trainval.callbacks.early_stopping import EarlyStopping
+
+_UNEVEN_RATIO = 2  # the largest class at least this many times the smallest: suggest class weights
 
 
 @dataclass
@@ -49,6 +54,8 @@ class TrainResult:
     test_scores: Scores  # per-class precision and recall, the confusion matrix
     seconds: dict[str, float] = field(default_factory=dict)  # data, training, test, total; compile (in training and test)
     run_folder: Path | None = None
+    train_class_counts: list[int] = field(default_factory=list)  # training images per class
+    class_weights: list[float] | None = None  # each class's loss weight (--class-weight); None: all 1
 
     def record(self) -> RunResult:
         """What result.json holds for this run."""
@@ -58,7 +65,8 @@ class TrainResult:
             validation_samples=self.validation_samples, epochs_trained=len(self.history.epoch),
             model=self.preset.model, parameters=self.model.count_params(), device=self.model.device.type,
             precision=self.model.precision, tta=self.model.tta, seconds=self.seconds,
-            test_scores=self.test_scores.to_dict())
+            test_scores=self.test_scores.to_dict(), train_class_counts=self.train_class_counts,
+            class_weights=self.class_weights)
 
 
 def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -> TrainResult:
@@ -70,7 +78,7 @@ def run_training(config: TrainConfig, announce: Callable[[str], None] = print) -
     """
     started = time.perf_counter()
     config = config.with_absolute_paths()
-    data, preset = prepare(config, announce)
+    config, data, preset = prepare(config, announce)
     folder = None
     if config.runs_dir:
         folder = on_main_then_shared(lambda: RunFolder.create(config.runs_dir, config.name, run_record(config, preset)))
@@ -98,16 +106,19 @@ def resume_training(path: str | Path, data_dir: str | None = None, verbose: int 
     folder = on_main_then_shared(open_unfinished)  # other machines may not see the folder
     with _held(folder, fresh=False):
         config = saved_config(folder, data_dir=data_dir, verbose=verbose, output=output, preset=preset)
-        data, resolved = prepare(config, announce)
+        config, data, resolved = prepare(config, announce, may_lower_batch=False)
         check_same_preset(folder, resolved)
         if data_dir is not None and current_world().is_main:  # where the data was this time, for evaluate and report
             folder.write_record(folder.read_config().with_data_dir(config.data_dir))
         return _run(config, resolved, data, folder, announce, started)
 
 
-def prepare(config: TrainConfig, announce: Callable[[str], None]) -> tuple[RunData, Preset]:
-    """Check ``config`` and where it writes, load and split its data, and fit its preset to the data:
-    everything a run can find wrong before it makes its run folder."""
+def prepare(config: TrainConfig, announce: Callable[[str], None],
+            may_lower_batch: bool = True) -> tuple[TrainConfig, RunData, Preset]:
+    """Check ``config`` and where it writes, load and split its data, and fit its preset to the data and
+    to the memory of the device it trains on: everything a run can find wrong before it makes its run
+    folder. Returns ``config`` with the batch size a run must then use (lowered when the preset's does
+    not fit in memory and ``may_lower_batch``), the data and the resolved preset."""
     config.check()
     check_sync_batchnorm(config.sync_bn, current_world().size, torch.cuda.is_available())
     if config.output and current_world().is_main:
@@ -123,7 +134,16 @@ def prepare(config: TrainConfig, announce: Callable[[str], None]) -> tuple[RunDa
     if preset.batch_size < asked:
         announce(f"Note: a batch of {asked} is more than the {train_samples} training images; training on batches "
                  f"of {preset.batch_size} (the whole training set), learning rate {preset.optimizer.learning_rate:g}")
-    return data, preset
+    plan = on_main_then_shared(lambda: plan_memory(config, preset, data, may_lower_batch))
+    notes = plan.notes
+    if plan.batch_size is not None:
+        config = replace(config, batch_size=plan.batch_size)
+        preset = config.resolve_preset(train_samples)
+        notes = [*notes, f"Note: {plan.reason}; training on batches of {preset.batch_size} instead, learning rate "
+                         f"{preset.optimizer.learning_rate:g}"]
+    for line in notes if current_world().is_main else ():
+        announce(line)
+    return config, data, preset
 
 
 def run_record(config: TrainConfig, preset: Preset, seeds: list[int] | None = None) -> RunRecord:
@@ -191,6 +211,18 @@ def _run_callbacks(config: TrainConfig, folder: RunFolder | None, validating: bo
     return callbacks
 
 
+def _class_balance_note(counts: np.ndarray, weights: np.ndarray | None, names: Sequence[str]) -> str:
+    """One line on the training images per class: their range and, with class weights, the weights."""
+    rare, common = int(np.argmin(counts)), int(np.argmax(counts))
+    line = (f"Training images per class: {counts[rare]:,} ({names[rare]}) to {counts[common]:,} ({names[common]})"
+            if counts[rare] != counts[common] else f"Training images per class: {counts[rare]:,}")
+    if weights is not None:
+        return line + f"; class weights (balanced) {weights[common]:.3g} to {weights[rare]:.3g}"
+    if counts[common] >= _UNEVEN_RATIO * max(counts[rare], 1):
+        return line + "; --class-weight balanced would make every class count alike"
+    return line
+
+
 def _run(config: TrainConfig, preset: Preset, data: RunData, folder: RunFolder | None,
          announce: Callable[[str], None], started: float) -> TrainResult:
     world = current_world()
@@ -221,9 +253,13 @@ def _run(config: TrainConfig, preset: Preset, data: RunData, folder: RunFolder |
             announce(f"Resuming {folder.path} at epoch {position['epoch'] + 1}, step {position['step']}")
         announce(f"Run folder: {folder.path} (if interrupted: {folder.command_hint()})")
 
+    counts = class_counts(y_train, data.dataset.num_classes)
+    weights = class_weights(config.class_weight, y_train, data.dataset.num_classes) if config.class_weight else None
+    announce(_class_balance_note(counts, weights, data.dataset.class_names))
+
     fit_started = time.perf_counter()
     history = model.fit(x_train, y_train, batch_size=preset.batch_size, epochs=preset.epochs, verbose=config.verbose,
-                        validation_data=validation_data, seed=config.seed,
+                        validation_data=validation_data, seed=config.seed, class_weight=config.class_weight,
                         callbacks=[*preset.callbacks(), *_run_callbacks(config, folder, validation_data is not None)])
     test_started = time.perf_counter()
     scores, probabilities = model.evaluate_detailed(x_test, y_test)
@@ -234,7 +270,8 @@ def _run(config: TrainConfig, preset: Preset, data: RunData, folder: RunFolder |
         test_loss=scores.loss, test_accuracy=scores.accuracy, test_interval=scores.interval, test_scores=scores,
         seconds={"data": data_seconds, "training": test_started - fit_started, "test": finished - test_started,
                  "total": time.perf_counter() - started, "compile": model.compile_seconds},
-        run_folder=folder.path if folder is not None else None,
+        run_folder=folder.path if folder is not None else None, train_class_counts=counts.tolist(),
+        class_weights=None if weights is None else weights.tolist(),
     )
     if not world.is_main:
         return result

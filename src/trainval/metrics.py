@@ -1,15 +1,16 @@
-"""Metrics of a set of predictions against true labels: accuracy with its interval, per-class
-precision and recall, the confusion matrix, and the most confident mistakes."""
+"""Metrics of a set of predictions against true labels: accuracy and balanced accuracy with their
+intervals, per-class precision and recall, the confusion matrix, and the most confident mistakes."""
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from trainval.stats import wilson_interval
+from trainval.stats import format_balanced_accuracy, mean_proportion_interval, wilson_interval
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,38 @@ class Scores:
         """95% Wilson interval of the accuracy."""
         return wilson_interval(self.correct, self.samples)
 
+    @property
+    def classes_with_images(self) -> list[ClassScore]:
+        """The classes that have at least one image here."""
+        return [score for score in self.classes if score.support]
+
+    @property
+    def balanced_accuracy(self) -> float:
+        """The mean of the per-class recalls over the classes that have images (scikit-learn's
+        ``balanced_accuracy_score``): every class counts alike, however many images it has."""
+        return statistics.fmean(score.correct / score.support for score in self.classes_with_images)
+
+    def balanced_summary(self) -> str:
+        """``61.20% (95% CI 55.10-67.30%, mean recall of 10 classes)``."""
+        return format_balanced_accuracy(self.balanced_accuracy, self.balanced_interval, len(self.classes_with_images))
+
+    @property
+    def balanced_interval(self) -> tuple[float, float]:
+        """95% interval of the balanced accuracy (see :func:`trainval.stats.mean_proportion_interval`)."""
+        return mean_proportion_interval([score.correct for score in self.classes_with_images],
+                                        [score.support for score in self.classes_with_images])
+
+    @property
+    def uneven(self) -> bool:
+        """Whether the classes with images have different numbers of them (balanced accuracy then differs
+        from accuracy, and is shown beside it)."""
+        return len({score.support for score in self.classes_with_images}) > 1
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values for JSON."""
         return {"samples": self.samples, "correct": self.correct, "loss": self.loss, "accuracy": self.accuracy,
-                "accuracy_interval_95": list(self.interval), "confusion": self.confusion.tolist(),
+                "accuracy_interval_95": list(self.interval), "balanced_accuracy": self.balanced_accuracy,
+                "balanced_accuracy_interval_95": list(self.balanced_interval), "confusion": self.confusion.tolist(),
                 "classes": [score.to_dict() for score in self.classes]}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from torch import nn
 from trainval.checks import require_int
 from trainval.data.augment import Augmentation
 from trainval.data.batches import count_training_batches
+from trainval.data.class_weights import as_sample_weights
 from trainval.data.inputs import images_to_tensor, labels_to_tensor
 from trainval.data.splits import holdout_split
 from trainval.distributed import current_world
@@ -31,6 +32,7 @@ from trainval.callbacks.base import Callback, CallbackList, History
 from trainval.training.data_parallel import DataParallel
 from trainval.training.fit_state import FitState
 from trainval.training.losses import CategoricalCrossentropy
+from trainval.training.targets import training_weights
 from trainval.callbacks.nan_guard import TerminateOnNaN
 from trainval.training.loop import EVAL_BATCH_SIZE, LossFunction, Trainer, evaluate_logits, fit_epochs, predict_logits
 from trainval.optimizers import Adam, OptimizerSpec, resolve_optimizer
@@ -42,7 +44,8 @@ from trainval.callbacks.progress import ProgressLogger, resolve_verbose
 
 _CROSS_ENTROPY_NAMES = ("categorical_crossentropy", "sparse_categorical_crossentropy", "crossentropy")
 _METRIC_NAMES = ("accuracy", "acc")
-_DATA_INIT_SAMPLES = 5000  # training images a data-initialised module (fastnet's whitening) looks at
+_DATA_INIT_SAMPLES = 5000  # training images a data-initialised module (fastnet's whitening) looks at...
+_DATA_INIT_PIXELS = _DATA_INIT_SAMPLES * 32 * 32  # ...or fewer larger ones: as many pixels as 5000 of 32x32
 
 
 def _resolve_loss(loss: str | LossFunction) -> LossFunction:
@@ -220,7 +223,8 @@ class Model:
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = 32, epochs: int = 1,
             verbose: int | str = "auto", callbacks: Sequence[Callback] | None = None,
             validation_split: float = 0.0, validation_data: tuple[Any, Any] | None = None,
-            shuffle: bool = True, initial_epoch: int = 0, seed: int | None = None) -> History:
+            shuffle: bool = True, initial_epoch: int = 0, seed: int | None = None,
+            class_weight: Mapping[int, float] | str | None = None, sample_weight: Any = None) -> History:
         """Train for ``epochs - initial_epoch`` epochs and return the :class:`History`.
 
         Every sample is used once per epoch, the last partial batch included. ``validation_split``
@@ -230,13 +234,20 @@ class Model:
         dropout, so a model created with the same seed trains to identical weights. Pass a
         ``trainval.callbacks.BackupAndRestore`` to make the fit resumable after a crash.
         ``verbose``: 0 silent, 1 live bar, 2 one line per epoch, ``"auto"`` 1 in a terminal else 2.
+        ``class_weight`` (``{class index: weight}``, or ``"balanced"``: ``n_samples / (n_classes *
+        count)`` over the images trained on) or ``sample_weight`` (one weight per sample of ``x``)
+        multiply each sample's training loss, as in Keras (see :mod:`trainval.data.class_weights`);
+        the reported ``loss`` is then the weighted one, ``acc`` and the validation scores are not.
         """
         batch_size = require_int("batch_size", 32 if batch_size is None else batch_size, 1)
         epochs, initial_epoch = require_int("epochs", epochs, 0), require_int("initial_epoch", initial_epoch, 0)
         seed = None if seed is None else require_int("seed", seed, 0)
         verbose = resolve_verbose(verbose) if current_world().is_main else 0  # one process prints
-        (images, labels), validation = self._training_data(x, y, validation_split, validation_data, seed)
+        (images, labels, weights), validation = self._training_data(x, y, validation_split, validation_data, seed,
+                                                                     sample_weight)
         trainer = self._compiled()
+        assert self.num_classes is not None
+        weights = training_weights(trainer.loss_fn, labels, self.num_classes, class_weight, weights)
         self._initialize_from_data(images)
         parallel = DataParallel.join(trainer.forward, self.device, batch_size, len(images), self.sync_batchnorm)
         processes = parallel.world.size if parallel else 1
@@ -253,31 +264,38 @@ class Model:
             fit = FitState.start(images, labels, epochs=epochs, initial_epoch=initial_epoch, batch_size=batch_size,
                                  shuffle=shuffle, start_step=trainer.step, steps_per_epoch=steps_per_epoch,
                                  generator=generator, device=self.device, augmentation=self.augmentation,
-                                 processes=processes)
+                                 processes=processes, sample_weights=weights)
             self._fit = (fit, callback_list.callbacks)
             cleanup.callback(setattr, self, "_fit", None)
             images, labels = images.to(place), labels.to(place)  # once; no-ops where they are already
+            fit.sample_weights = None if weights is None else weights.to(place)
             validation = validation and (validation[0].to(place), validation[1].to(place))
             fit_epochs(trainer, fit, images, labels, validation, callback_list, parallel, lambda: self.stop_training)
         self.history = history
         return history
 
     def _training_data(self, x: Any, y: Any, validation_split: float, validation_data: tuple[Any, Any] | None,
-                       seed: int | None) -> tuple[tuple[torch.Tensor, torch.Tensor],
-                                                  tuple[torch.Tensor, torch.Tensor] | None]:
-        """``fit``'s checked training tensors and its validation pair (None without validation)."""
+                       seed: int | None, sample_weight: Any) -> tuple[tuple[torch.Tensor, torch.Tensor, Any],
+                                                                      tuple[torch.Tensor, torch.Tensor] | None]:
+        """``fit``'s checked training tensors with their share of ``sample_weight``, and its validation pair
+        (None without validation)."""
         if not 0.0 <= validation_split < 1.0:
             raise ConfigError(f"validation_split must be in [0, 1); got {validation_split}")
         images, labels = self._labelled(x, y, "x", "y")
+        if sample_weight is not None:
+            sample_weight = as_sample_weights(sample_weight, len(labels))
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise InputError("validation_data must be a pair (x_val, y_val)")
-            return (images, labels), self._labelled(*validation_data, "validation_data[0]", "validation_data[1]")
+            return ((images, labels, sample_weight),
+                    self._labelled(*validation_data, "validation_data[0]", "validation_data[1]"))
         if validation_split == 0.0:
-            return (images, labels), None
+            return (images, labels, sample_weight), None
         # Without a seed the split is still fixed (as Keras's last-rows split is), so a fit can be resumed.
         train_idx, val_idx = holdout_split(labels.numpy(), float(validation_split), seed if seed is not None else 0)
-        return (images[train_idx], labels[train_idx]), (images[val_idx], labels[val_idx])
+        if sample_weight is not None:
+            sample_weight = sample_weight[train_idx]
+        return (images[train_idx], labels[train_idx], sample_weight), (images[val_idx], labels[val_idx])
 
     def _fit_callbacks(self, callbacks: Sequence[Callback] | None, history: History, verbose: int,
                        params: dict[str, Any]) -> CallbackList:
@@ -325,7 +343,8 @@ class Model:
         done = getattr(self.module, "data_initialized", None)
         if initialize is None or (done is not None and bool(done)):
             return
-        sample = images[:_DATA_INIT_SAMPLES].to(self.device)
+        count = min(_DATA_INIT_SAMPLES, max(1, _DATA_INIT_PIXELS // (images.shape[2] * images.shape[3])))
+        sample = images[:count].to(self.device)  # bounded, as a float copy of 5000 224-pixel images would take 3 GB
         initialize(sample.float().div_(255.0) if sample.dtype == torch.uint8 else sample.float())
 
     @contextlib.contextmanager

@@ -91,7 +91,8 @@ def run_seeds(config: TrainConfig, count: int, announce: Callable[[str], None] =
             on_seed(result.runs[-1])
         return result
     config = config.with_absolute_paths()
-    _, preset = prepare(config, announce=_silent)  # each seed's run says what it notes
+    # The set's notes once (a batch lowered to fit in memory is the set's); each seed's run then says its own.
+    config, _, preset = prepare(config, announce=announce)
     parent = RunFolder.create(config.runs_dir, config.name, run_record(config, preset, seeds))
     with parent.locked(), parent.removed_if_blank_on_failure():
         return _train_seeds(parent, config, seeds, announce, on_seed)
@@ -109,7 +110,7 @@ def resume_seeds(path: str | Path, data_dir: str | None = None, verbose: int | s
     if not seeds:
         raise ConfigError(f"{path} is a single run, not a set of seeds; resume it with trainval train --resume {path}")
     config = saved_config(parent, data_dir=data_dir, verbose=verbose, preset=preset)
-    _, resolved = prepare(config, announce=_silent)
+    _, _, resolved = prepare(config, announce=_silent, may_lower_batch=False)
     check_same_preset(parent, resolved)
     with parent.locked():
         return _train_seeds(parent, config, seeds, announce, on_seed)

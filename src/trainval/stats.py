@@ -28,6 +28,32 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     return max(0.0, min(p, centre - half_width)), min(1.0, max(p, centre + half_width))
 
 
+def mean_proportion_interval(successes: Sequence[int], trials: Sequence[int],
+                             confidence: float = 0.95) -> tuple[float, float]:
+    """Interval for the unweighted mean of independent proportions, e.g. balanced accuracy (the mean of
+    the per-class recalls, each class's correct / images).
+
+    A normal approximation whose per-class variances use Agresti and Coull's adjusted proportions
+    (z^2/2 successes and failures added), so a class scored 0/n or n/n still adds its uncertainty.
+
+    >>> low, high = mean_proportion_interval([90, 40], [100, 50])
+    >>> round(low, 4), round(high, 4)
+    (0.7866, 0.9134)
+    """
+    if not trials or len(successes) != len(trials) or any(n <= 0 or not 0 <= k <= n for k, n in zip(successes, trials)):
+        raise ValueError(f"need as many successes as trials, each 0 <= successes <= trials > 0; got {successes}/{trials}")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    mean = statistics.fmean(k / n for k, n in zip(successes, trials))
+    variance = sum(_adjusted_variance(k, n, z) for k, n in zip(successes, trials)) / len(trials) ** 2
+    half_width = z * math.sqrt(variance)
+    return max(0.0, mean - half_width), min(1.0, mean + half_width)
+
+
+def _adjusted_variance(successes: int, trials: int, z: float) -> float:
+    adjusted = (successes + z * z / 2) / (trials + z * z)
+    return adjusted * (1 - adjusted) / (trials + z * z)
+
+
 MISSING = "—"  # shown for a score that does not exist (precision of a class never predicted)
 
 
@@ -51,6 +77,11 @@ def format_accuracy(accuracy: float, interval: tuple[float, float], samples: int
 def accuracy_line(accuracy: float, interval: tuple[float, float], samples: int, what: str = "test images") -> str:
     """``Accuracy: 74.87% (95% CI 74.01-75.71%, 10000 test images)``, the tutorial's line plus its uncertainty."""
     return f"Accuracy: {format_accuracy(accuracy, interval, samples, what)}"
+
+
+def format_balanced_accuracy(accuracy: float, interval: tuple[float, float], classes: int) -> str:
+    """``61.20% (95% CI 55.10-67.30%, mean recall of 10 classes)``."""
+    return f"{format_percent(accuracy)} (95% CI {format_interval(interval)}, mean recall of {classes} classes)"
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:

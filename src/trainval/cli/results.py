@@ -95,6 +95,8 @@ def _evaluate(args: argparse.Namespace) -> int:
           f"({scores.samples} images; {evaluation.precision}, TTA level {evaluation.tta})")
     print(f"Loss: {scores.loss:.4f}")
     print(accuracy_line(scores.accuracy, scores.interval, scores.samples, what="images"))
+    if scores.uneven:
+        print(f"Balanced accuracy: {scores.balanced_summary()}")
     if evaluation.split == "validation" and evaluation.tta:
         print("(fit's val_acc was measured without test-time augmentation, so it differs from this)")
     print()

@@ -111,6 +111,8 @@ def _train_here(args: argparse.Namespace, world: distributed.World) -> int:
     seconds = result.seconds
     print(f"Test loss: {result.test_loss:.4f}")
     print(accuracy_line(result.test_accuracy, result.test_interval, result.test_samples))
+    if result.test_scores.uneven:
+        print(f"Balanced accuracy: {result.test_scores.balanced_summary()}")
     compiling = f"; compiling {seconds['compile']:.1f}s of those" if seconds.get("compile") else ""
     print(f"Time: {seconds['total']:.1f}s in all (data {seconds['data']:.1f}s, training {seconds['training']:.1f}s, "
           f"test {seconds['test']:.1f}s{compiling})")

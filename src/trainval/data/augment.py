@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from trainval.data.mixing import BatchMix, check_alpha, draw_mix
 from trainval.errors import ConfigError
 
 FLIP_MODES = ("alternating", "random", "none")
@@ -26,16 +27,23 @@ class Augmentation:
     epochs each image is seen both ways (fewer epochs for the same accuracy); ``"none"``.
     ``translate``: shift each image by up to this many pixels along each axis, filling the
     border by reflection.
+    ``mixup`` and ``cutmix``: the Beta concentration of MixUp and CutMix (0: off), which mix each
+    batch's images and labels in pairs on the training device (see :mod:`trainval.data.mixing`);
+    with both on, each batch takes one of them by a fair coin. The loss then takes soft labels.
     """
 
     flip: str = "alternating"
     translate: int = 2  # pixels, each axis, uniform in [-translate, translate]
+    mixup: float = 0.0  # Beta(mixup, mixup) draws each batch's share of its own images; 0: no MixUp
+    cutmix: float = 0.0  # Beta(cutmix, cutmix) draws the share left outside the pasted box; 0: no CutMix
 
     def __post_init__(self) -> None:
         if self.flip not in FLIP_MODES:
             raise ConfigError(f"flip must be one of {', '.join(FLIP_MODES)}; got {self.flip!r}")
         if isinstance(self.translate, bool) or not isinstance(self.translate, int) or self.translate < 0:
             raise ConfigError(f"translate must be a whole number of pixels >= 0; got {self.translate!r}")
+        check_alpha("mixup", self.mixup)
+        check_alpha("cutmix", self.cutmix)
 
     def bind(self, num_samples: int, generator: torch.Generator) -> BoundAugmentation:
         """Draw the per-image state (the alternating flip's first coin) for a data set of ``num_samples``."""
@@ -61,6 +69,11 @@ class BoundAugmentation:
         if self.spec.translate:
             images = translate(images, self.spec.translate, self.generator)
         return images
+
+    def draw_mix(self, images: torch.Tensor) -> BatchMix | None:
+        """How to mix the augmented batch ``images`` (drawn after its flips and shifts); None without mixing."""
+        count, _, height, width = images.shape
+        return draw_mix(self.spec.mixup, self.spec.cutmix, count, height, width, self.generator)
 
 
 def flip_where(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

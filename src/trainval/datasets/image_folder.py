@@ -8,7 +8,9 @@ Two layouts are understood::
 Class names are the sub-folders' names, sorted. Images (PNG, JPEG, BMP, GIF, WebP, in nested
 folders too) are converted and resized as ``trainval predict`` does (see
 :func:`trainval.data.image_files.resize_policy`), to 1 channel when every image is grayscale and 3
-otherwise. The decoded arrays are cached, keyed by every file's path, size and modification time.
+otherwise, by a pool of threads with a progress bar for long loads. The decoded arrays are cached,
+keyed by every file's path, size and modification time. Before anything is decoded, the arrays'
+size is checked against the memory available (:mod:`trainval.datasets.memory_budget`).
 """
 
 from __future__ import annotations
@@ -108,7 +110,8 @@ class ImageFolder:
 
     def _decode(self) -> dict[str, np.ndarray]:
         files = self.train_files + self.test_files
-        loaded = load_image_files([path for path, _ in files], self.image_size, self.image_size, self.channels())
+        loaded = load_image_files([path for path, _ in files], self.image_size, self.image_size, self.channels(),
+                                  progress=f"Decoding {self.root.name}")
         if loaded.unreadable:
             listed = "; ".join(f"{bad.path}: {bad.reason}" for bad in loaded.unreadable[:_UNREADABLE_SHOWN])
             more = len(loaded.unreadable) - _UNREADABLE_SHOWN

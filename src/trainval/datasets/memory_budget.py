@@ -9,8 +9,8 @@ from pathlib import Path
 
 from trainval.errors import DataError
 
-_PEAK_COPIES = 2  # decoded images are held once as a list and once stacked into the array
-_SPARE_SHARE = 0.8  # of the memory available, what the arrays may take: training needs some too
+_PEAK_COPIES = 2  # splitting into training, validation and test images copies them once more
+SPARE_SHARE = 0.8  # of the memory available, what the arrays (or a training step) may take
 
 
 def available_memory() -> int | None:
@@ -43,12 +43,12 @@ def check_images_fit(count: int, side: int, channels: int, what: str, available:
     if available is None or count == 0:
         return
     needed = count * side * side * channels
-    budget = available * _SPARE_SHARE / _PEAK_COPIES
+    budget = available * SPARE_SHARE / _PEAK_COPIES
     if needed <= budget:
         return
     largest = math.isqrt(int(budget // (count * channels)))
     advice = (f"use --image-size {largest} or less" if largest >= 8 else
               "use fewer images or a machine with more memory")
     raise DataError(f"decoding the {count:,} images of {what} at {side}x{side} pixels needs {format_bytes(needed)} "
-                    f"for the image arrays, twice that while decoding, and this machine has "
+                    f"for the image arrays, twice that while they are split for training, and this machine has "
                     f"{format_bytes(available)} of memory available; {advice}")

@@ -5,6 +5,11 @@ A first convolution whose filters whiten 2x2 patches of the training data, then 
 a linear head whose logits are scaled down. BatchNorm scales are frozen at 1 and only shifts
 learn; convolutions start close to the identity, so the deep path begins as a shortcut.
 
+Images of 64 pixels a side and more are folded by the stem (:mod:`trainval.models.stems`): it
+whitens non-overlapping s x s patches with stride s (s = 2 from 64 pixels, 4 from 128, 8 from
+256), so every pixel still reaches the network, as channels, while the conv groups work on 32 to
+63 positions a side.
+
 The network needs one look at training data before it trains (``initialize_from_data``):
 ``Model.fit`` does that on first use.
 """
@@ -19,6 +24,7 @@ from torch import nn
 
 from trainval.errors import ConfigError
 from trainval.models.registry import register_model
+from trainval.models.stems import checked_stride
 
 _WHITENING_EPS = 5e-4  # added to patch-covariance eigenvalues: keeps noise directions from blowing up
 _BN_MOMENTUM = 0.4  # torch convention: running stats move 40% toward each batch's
@@ -64,10 +70,10 @@ class PatchWhitening(nn.Module):
     the backward pass the gradient of the full-resolution first conv group's input.
     """
 
-    def __init__(self, in_channels: int, kernel_size: int = 2, from_data: bool = True) -> None:
+    def __init__(self, in_channels: int, kernel_size: int = 2, from_data: bool = True, stride: int = 1) -> None:
         super().__init__()
         patch_dims = in_channels * kernel_size * kernel_size
-        self.conv = nn.Conv2d(in_channels, 2 * patch_dims, kernel_size, padding=0, bias=True)
+        self.conv = nn.Conv2d(in_channels, 2 * patch_dims, kernel_size, stride=stride, padding=0, bias=True)
         # from_data=False keeps an ordinary, trainable, randomly initialised conv (for ablations).
         self.from_data = from_data
         if from_data:
@@ -79,8 +85,9 @@ class PatchWhitening(nn.Module):
         """Set the filters from float images (N, C, H, W), already normalised as the network sees them."""
         if not self.from_data:
             return
-        kernel = self.conv.kernel_size[0]
-        patches = F.unfold(images.float(), kernel).transpose(1, 2).reshape(-1, self.conv.weight[0].numel())
+        kernel, stride = self.conv.kernel_size[0], self.conv.stride[0]
+        patches = F.unfold(images.float(), kernel, stride=stride).transpose(1, 2)
+        patches = patches.reshape(-1, self.conv.weight[0].numel())
         covariance = (patches.T @ patches).double() / len(patches)
         eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
         filters = (eigenvectors / torch.sqrt(eigenvalues.clamp_min(0) + _WHITENING_EPS)).T.flip(0)
@@ -92,13 +99,20 @@ class PatchWhitening(nn.Module):
 
 
 class FastNet(nn.Module):
-    """Whitening stem, conv groups of ``widths``, global max-pool, bias-free linear head times ``logit_scale``."""
+    """Whitening stem, conv groups of ``widths``, global max-pool, bias-free linear head times ``logit_scale``.
+
+    ``stem_stride``: the stem whitens ``max(2, stem_stride)``-pixel patches ``stem_stride`` apart
+    (None: chosen from the image size by :func:`~trainval.models.stems.stem_stride`).
+    """
 
     def __init__(self, num_classes: int, input_shape: Sequence[int], widths: Sequence[int] = (64, 256, 256),
-                 logit_scale: float = 1 / 9, whitening: bool = True, identity_init: bool = True) -> None:
+                 logit_scale: float = 1 / 9, whitening: bool = True, identity_init: bool = True,
+                 stem_stride: int | None = None) -> None:
         super().__init__()
         height, width, channels = input_shape
-        smallest = 2 ** len(widths) + 1  # the 2x2 stem trims a pixel, then each group halves
+        stride = checked_stride(stem_stride, height, width)
+        kernel = max(2, stride)
+        smallest = (2 ** len(widths) - 1) * stride + kernel  # the stem leaves 2**groups positions; each group halves
         if min(height, width) < smallest:
             raise ConfigError(f"fastnet with {len(widths)} groups needs images of at least {smallest} pixels "
                               f"a side; got {height}x{width}")
@@ -106,7 +120,7 @@ class FastNet(nn.Module):
         self.register_buffer("std", torch.ones(1, channels, 1, 1))
         # Becomes True once the stem and normalisation have seen data; saved with the weights.
         self.register_buffer("data_initialized", torch.tensor(False))
-        self.whiten = PatchWhitening(channels, from_data=whitening)
+        self.whiten = PatchWhitening(channels, kernel, from_data=whitening, stride=stride)
         stem_channels = self.whiten.conv.out_channels
         self.groups = nn.Sequential(*(ConvGroup(cin, cout, identity_init)
                                       for cin, cout in zip([stem_channels, *widths[:-1]], widths)))
@@ -129,10 +143,13 @@ class FastNet(nn.Module):
         return self.head(x) * self.logit_scale
 
 
-@register_model("fastnet", description="the speed-run network: whitened 2x2 stem, 3 conv groups (64/256/256), "
-                                       "options: widths, whitening, identity_init")
+@register_model("fastnet", description="the speed-run network: whitened 2x2 stem (folding larger images), 3 conv "
+                                       "groups (64/256/256), options: widths, whitening, identity_init, stem_stride")
 def fastnet(num_classes: int = 10, input_shape: tuple[int, int, int] = (32, 32, 3),
-            widths: Sequence[int] = (64, 256, 256), whitening: bool = True, identity_init: bool = True) -> nn.Module:
+            widths: Sequence[int] = (64, 256, 256), whitening: bool = True, identity_init: bool = True,
+            stem_stride: int | None = None) -> nn.Module:
     """Build a :class:`FastNet`: ``widths`` sets each conv group's channels; ``whitening`` and
-    ``identity_init`` switch off the data-derived stem and the identity start (for ablations)."""
-    return FastNet(num_classes, input_shape, tuple(widths), whitening=whitening, identity_init=identity_init)
+    ``identity_init`` switch off the data-derived stem and the identity start (for ablations);
+    ``stem_stride`` overrides the stride chosen from the image size."""
+    return FastNet(num_classes, input_shape, tuple(widths), whitening=whitening, identity_init=identity_init,
+                   stem_stride=stem_stride)

@@ -40,17 +40,20 @@ table.numbers td:not(:first-child) { text-align: right; font-variant-numeric: ta
 
 def render_report(*, title: str, summary: Sequence[tuple[str, str]], config: Mapping[str, Any],
                   timings: Mapping[str, float], epochs: Sequence[Mapping[str, Any]], classes: Sequence[ClassScore],
-                  plots: Sequence[tuple[str, bytes]], notes: Sequence[str] = ()) -> str:
+                  plots: Sequence[tuple[str, bytes]], notes: Sequence[str] = (),
+                  train_counts: Sequence[int] | None = None, class_weights: Sequence[float] | None = None) -> str:
     """The report page as an HTML5 string; every text value is escaped, so any class name is safe.
 
     ``summary`` holds (label, value) lines for the header, e.g. ("Test accuracy", "94.12% (95% CI ...)");
     ``plots`` holds (caption, PNG bytes); ``epochs`` are per-epoch metric rows with a 0-based ``epoch``,
-    shown counted from 1 like the learning curves; ``timings`` are seconds by phase. Empty sections are left out.
+    shown counted from 1 like the learning curves; ``timings`` are seconds by phase; ``train_counts`` and
+    ``class_weights`` (one per class) add the training images and loss weight of each class to the
+    per-class table. Empty sections are left out.
     """
     summary_lines = "".join(f"<dt>{escape(label)}</dt><dd>{escape(value)}</dd>" for label, value in summary)
     sections = [
         _section("Plots", "".join(_figure(caption, png) for caption, png in plots)),
-        _section("Per-class scores", _class_table(classes) if classes else ""),
+        _section("Per-class scores", _class_table(classes, train_counts, class_weights) if classes else ""),
         _section("Per-epoch metrics", _epoch_table(epochs) if epochs else ""),
         _section("Timings", _table(["phase", "time"], ([name, _duration(seconds)] for name, seconds in timings.items()))
                  if timings else ""),
@@ -87,11 +90,20 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: bool 
             f"<tbody>\n{body}</tbody></table></div>")
 
 
-def _class_table(classes: Sequence[ClassScore]) -> str:
-    """Images, precision and accuracy (recall) with its 95% interval, one class per row."""
-    return _table(["class", "images", "correct", "precision", "accuracy (recall)", "95% interval"],
-                  ([score.name, str(score.support), str(score.correct), format_percent(score.precision),
-                    format_percent(score.recall), format_interval(score.recall_interval)] for score in classes))
+def _class_table(classes: Sequence[ClassScore], train_counts: Sequence[int] | None,
+                 class_weights: Sequence[float] | None) -> str:
+    """Training images (and loss weight), test images, precision and accuracy (recall) with its 95% interval,
+    one class per row."""
+    headers = ["class", *(["training images"] if train_counts else []), *(["class weight"] if class_weights else []),
+               "test images", "correct", "precision", "accuracy (recall)", "95% interval"]
+    rows = []
+    for index, score in enumerate(classes):
+        trained = [f"{train_counts[index]:,}"] if train_counts else []
+        weight = [f"{class_weights[index]:.3g}"] if class_weights else []
+        rows.append([score.name, *trained, *weight, str(score.support), str(score.correct),
+                     format_percent(score.precision), format_percent(score.recall),
+                     format_interval(score.recall_interval)])
+    return _table(headers, rows)
 
 
 def _epoch_table(epochs: Sequence[Mapping[str, Any]]) -> str:

@@ -61,7 +61,8 @@ def write_report(path: str | os.PathLike[str], result: RunResult | None = None,
     html = render_report(
         title=f"trainval run {folder.path.name}", summary=_summary(scores, result, saved),
         config=saved.to_dict(), timings=result.seconds or {}, epochs=epochs, classes=scores.classes,
-        plots=[(caption, png) for caption, png in figures.values()], notes=_notes(saved.config, result))
+        plots=[(caption, png) for caption, png in figures.values()], notes=_notes(saved.config, result, scores),
+        train_counts=result.train_class_counts, class_weights=result.class_weights)
     plots_folder = folder.owned_subfolder(folder.plots)
     try:
         for name, (_, png) in figures.items():
@@ -75,14 +76,16 @@ def write_report(path: str | os.PathLike[str], result: RunResult | None = None,
 
 def _summary(scores: Scores, result: RunResult, saved: RunRecord) -> list[tuple[str, str]]:
     config = saved.config
-    lines = [("Test accuracy", format_accuracy(scores.accuracy, scores.interval, scores.samples)),
-             ("Test loss", f"{result.test_loss:.4f}"),
-             ("Data", f"{config['dataset']}: {result.train_samples} training, "
-                      f"{result.validation_samples} validation ({config['validation']}), "
-                      f"{scores.samples} test images"),
-             ("Recipe", f"preset {saved.preset.get('name')}, model {result.model} "
-                        f"({result.parameters:,} parameters), {_count(result.epochs_trained, 'epoch')}, "
-                        f"seed {config['seed']}")]
+    lines = [("Test accuracy", format_accuracy(scores.accuracy, scores.interval, scores.samples))]
+    if scores.uneven:
+        lines.append(("Balanced accuracy", scores.balanced_summary()))
+    lines += [("Test loss", f"{result.test_loss:.4f}"),
+              ("Data", f"{config['dataset']}: {result.train_samples} training, "
+                       f"{result.validation_samples} validation ({config['validation']}), "
+                       f"{scores.samples} test images"),
+              ("Recipe", f"preset {saved.preset.get('name')}, model {result.model} "
+                         f"({result.parameters:,} parameters), {_count(result.epochs_trained, 'epoch')}, "
+                         f"seed {config['seed']}")]
     if result.precision is not None:
         lines.append(("Ran on", f"{result.device} in {result.precision}"))
     if result.seconds is not None:
@@ -95,9 +98,16 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def _notes(config: dict[str, Any], result: RunResult) -> list[str]:
+def _notes(config: dict[str, Any], result: RunResult, scores: Scores) -> list[str]:
     notes = ["The test set was scored once, after training; the interval is a 95% Wilson score interval for "
              "the accuracy on this many test images."]
+    if scores.uneven:
+        notes.append("The test classes have different numbers of images, so the balanced accuracy (the mean of the "
+                     "per-class accuracies, every class counting alike) is shown beside the accuracy; its interval "
+                     "is a normal approximation from the per-class counts.")
+    if result.class_weights:
+        notes.append("Training weighted each image's loss by its class weight (--class-weight balanced: the number "
+                     "of training images over the number of classes times the images of that class).")
     if config.get("validation") == "test":
         notes.append("This run validated on the test set (the tutorial's way), so its test accuracy is an "
                      "optimistic estimate; --validation holdout gives an honest one.")

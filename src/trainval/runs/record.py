@@ -76,6 +76,8 @@ class RunResult:
     tta: int = 0
     seconds: dict[str, float] | None = None  # data, training, test, total
     test_scores: dict[str, Any] | None = None  # Scores.to_dict(): per class, confusion matrix
+    train_class_counts: list[int] | None = None  # training images per class (None in older runs)
+    class_weights: list[float] | None = None  # each class's loss weight; None when every image weighed 1
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values, in the file's order."""
@@ -84,7 +86,8 @@ class RunResult:
                 "train_samples": self.train_samples, "validation_samples": self.validation_samples,
                 "epochs_trained": self.epochs_trained, "model": self.model, "parameters": self.parameters,
                 "device": self.device, "precision": self.precision, "tta": self.tta, "seconds": self.seconds,
-                "test_scores": self.test_scores}
+                "test_scores": self.test_scores, "train_class_counts": self.train_class_counts,
+                "class_weights": self.class_weights}
 
     @classmethod
     def from_dict(cls, values: Any) -> RunResult:
@@ -101,7 +104,9 @@ class RunResult:
                    parameters=int(values.get("parameters", 0)), device=values.get("device"),
                    precision=values.get("precision"), tta=int(values.get("tta") or 0),
                    seconds={key: float(value) for key, value in seconds.items()} if isinstance(seconds, dict) else None,
-                   test_scores=values.get("test_scores"))
+                   test_scores=values.get("test_scores"),
+                   train_class_counts=_numbers(values.get("train_class_counts"), int),
+                   class_weights=_numbers(values.get("class_weights"), float))
 
     def class_names(self) -> list[str] | None:
         """The class names the test scores list, in class order; None if they are not there."""
@@ -110,3 +115,8 @@ class RunResult:
                                              for entry in classes):
             return [entry["name"] for entry in classes]
         return None
+
+
+def _numbers(values: Any, kind: type) -> list | None:
+    """A list of numbers as ``kind`` (int or float); None when absent (runs older than the field)."""
+    return None if values is None else [kind(value) for value in values]

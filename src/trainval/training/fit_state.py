@@ -25,10 +25,13 @@ _IDENTITY = ("epochs", "initial_epoch", "start_step", "batch_size", "samples", "
 _FINGERPRINT_IMAGES = 256  # images hashed, spread over the data set: cheap, and catches other data
 
 
-def data_fingerprint(images: torch.Tensor, labels: torch.Tensor) -> str:
-    """A short digest of the training data: every label and a spread sample of the images (wherever they live)."""
+def data_fingerprint(images: torch.Tensor, labels: torch.Tensor, sample_weights: torch.Tensor | None = None) -> str:
+    """A short digest of the training data: every label (and sample weight) and a spread sample of the images
+    (wherever they live)."""
     digest = hashlib.sha256(str(tuple(images.shape)).encode())
     digest.update(labels.cpu().contiguous().numpy().tobytes())
+    if sample_weights is not None:
+        digest.update(sample_weights.cpu().contiguous().numpy().tobytes())
     stride = max(len(images) // _FINGERPRINT_IMAGES, 1)
     digest.update(images[::stride].cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
@@ -55,18 +58,22 @@ class FitState:
     epoch_done: bool = False  # ``epoch`` trained and validated; its epoch-end callbacks are running
     order: torch.Tensor | None = None  # ``epoch``'s sample order, drawn when the epoch begins
     running: RunningAverages | None = None  # ``epoch``'s loss and accuracy so far
+    sample_weights: torch.Tensor | None = None  # float32 (samples,): class and sample weights; None: all 1
 
     @classmethod
     def start(cls, images: torch.Tensor, labels: torch.Tensor, *, epochs: int, initial_epoch: int, batch_size: int,
               shuffle: bool, start_step: int, steps_per_epoch: int, generator: torch.Generator, device: torch.device,
-              augmentation: Augmentation | None, processes: int) -> FitState:
-        """The state of a fit about to train on ``images`` and ``labels``, from ``initial_epoch`` and the
-        trainer's update ``start_step`` on."""
+              augmentation: Augmentation | None, processes: int,
+              sample_weights: torch.Tensor | None = None) -> FitState:
+        """The state of a fit about to train on ``images`` and ``labels`` (each sample's loss weighted by
+        ``sample_weights``), from ``initial_epoch`` and the trainer's update ``start_step`` on."""
         return cls(epochs=epochs, initial_epoch=initial_epoch, start_step=start_step, batch_size=batch_size,
-                   samples=len(images), shuffle=shuffle, data_fingerprint=data_fingerprint(images, labels),
+                   samples=len(images), shuffle=shuffle,
+                   data_fingerprint=data_fingerprint(images, labels, sample_weights),
                    total_steps=start_step + steps_per_epoch * max(epochs - initial_epoch, 0), generator=generator,
                    device=device, epoch=initial_epoch,
-                   augment=augmentation.bind(len(images), generator) if augmentation else None, processes=processes)
+                   augment=augmentation.bind(len(images), generator) if augmentation else None, processes=processes,
+                   sample_weights=sample_weights)
 
     def begin_epoch(self) -> None:
         """Draw the epoch's order, unless a restored checkpoint already put the fit inside this epoch."""

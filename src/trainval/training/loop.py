@@ -16,13 +16,13 @@ from trainval.optimizers import OptimizerSpec
 from trainval.training.compiled import compile_timing
 from trainval.training.precision import autocast
 from trainval.training.running_averages import RunningAverages
+from trainval.training.targets import BatchTargets, LossFunction
 from trainval.training.tta import tta_logits
 
 if TYPE_CHECKING:
     from trainval.training.data_parallel import DataParallel
     from trainval.training.fit_state import FitState
 
-LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 EVAL_BATCH_SIZE = 256  # evaluation results do not depend on it; larger batches are simply faster
 
 
@@ -139,18 +139,24 @@ def train_one_epoch(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor
     while fit.batch < len(batches):
         indices = batches[fit.batch]
         batch = images[indices]
+        mix = None
         if fit.augment is not None:
             batch = fit.augment(batch, indices, fit.epoch)
-        weight = 1.0
+            mix = fit.augment.draw_mix(batch)
+        weight, rows = 1.0, slice(None)
         if parallel is not None:  # augmented as a whole on every rank, so each draws the same random numbers
-            share = parallel.shard(len(indices))
-            weight = parallel.loss_weight(share.stop - share.start, len(indices))
-            batch, indices = batch[share], indices[share]
-        inputs = to_model_input(batch, trainer.device)
-        targets = labels[indices].to(trainer.device, non_blocking=True)
+            rows = parallel.shard(len(indices))
+            weight = parallel.loss_weight(rows.stop - rows.start, len(indices))
+        inputs = to_model_input(batch[rows], trainer.device)
+        targets = BatchTargets.of(labels, fit.sample_weights, indices[rows], trainer.device)
+        if mix is not None:  # a rank's images may be mixed with images of another rank's share: all have the batch
+            partners = mix.partner[rows]
+            inputs = mix.apply(inputs, to_model_input(batch[partners], trainer.device))
+            targets = targets.mixed_with(BatchTargets.of(labels, fit.sample_weights, indices[partners],
+                                                         trainer.device), mix.share)
         with compile_timing(trainer.forward, inputs):
             loss, logits = _train_step(trainer, forward, inputs, targets, weight, fit.total_steps)
-        running.update(loss, logits, targets)
+        running.update(loss, logits, targets.dominant_classes)
         fit.batch += 1
         callbacks.on_train_batch_end(fit.batch - 1, {"epoch": fit.epoch, "seen": running.count, "running": running,
                                                      "loss": loss.detach()})
@@ -159,12 +165,12 @@ def train_one_epoch(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor
     return running.result()
 
 
-def _train_step(trainer: Trainer, forward: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, weight: float,
+def _train_step(trainer: Trainer, forward: nn.Module, inputs: torch.Tensor, targets: BatchTargets, weight: float,
                 total_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One update on a batch; returns its mean loss and its logits (both left on the device)."""
     with autocast(trainer.precision, trainer.device):
         logits = forward(inputs)
-    loss = trainer.loss_fn(logits.float(), targets)
+    loss = targets.loss(trainer.loss_fn, logits.float())
     trainer.optimizer.zero_grad(set_to_none=True)
     (loss * weight if weight != 1.0 else loss).backward()
     trainer.set_learning_rate(total_steps)

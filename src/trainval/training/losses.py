@@ -26,3 +26,7 @@ class CategoricalCrossentropy:
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
+
+    def per_sample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The loss of each sample, shape (N,), unreduced: what sample and class weights multiply."""
+        return F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing, reduction="none")

@@ -15,7 +15,7 @@ from trainval.callbacks import (BackupAndRestore, CSVLogger, EarlyStopping, Lear
 from trainval.errors import ConfigError, TrainingDiverged
 from trainval.runs.state_file import read_state
 
-from tiny_data import TinyNet, tiny_images
+from tiny_data import PoisonedAfter, TinyNet, tiny_images
 
 
 class ScriptedModel:
@@ -165,22 +165,6 @@ def test_a_torch_optimizer_keeps_the_rates_its_own_scheduler_sets():
 def test_a_schedule_returning_a_bad_rate_is_a_config_error():
     with pytest.raises(ConfigError, match="returned -1.0 for epoch 0"):
         _fit([LearningRateScheduler(lambda epoch, lr: -1.0)])
-
-
-class PoisonedAfter(nn.Module):
-    """TinyNet whose training outputs turn NaN from the ``steps``-th training forward pass on."""
-
-    def __init__(self, steps):
-        super().__init__()
-        self.net, self.steps, self.calls = TinyNet(), steps, 0
-
-    def forward(self, x):
-        out = self.net(x)
-        if self.training:
-            self.calls += 1
-            if self.calls >= self.steps:
-                return out * float("nan")
-        return out
 
 
 def test_the_nan_guard_stops_at_the_first_bad_step_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -131,7 +131,8 @@ WRITERS = {
 
 
 def test_every_registered_data_set_has_a_generated_twin_here():
-    assert sorted(WRITERS) == sorted(trainval.datasets.names())
+    # synthetic-cifar10 reads no files: test_dataset_registry.py loads it, the GPU check's bench trains on it
+    assert sorted(WRITERS) == sorted(name for name in trainval.datasets.names() if not name.startswith("synthetic-"))
 
 
 @pytest.mark.parametrize("name", sorted(WRITERS))

@@ -18,8 +18,10 @@ REGISTERED = {  # name -> (class names, image shape, (training, test) images, mi
     "cifar100-coarse": (cifar100.COARSE_CLASS_NAMES, (32, 32, 3), (50_000, 10_000), True),
     "mnist": (mnist.CLASS_NAMES, (28, 28, 1), (60_000, 10_000), False),
     "fashion-mnist": (fashion_mnist.CLASS_NAMES, (28, 28, 1), (60_000, 10_000), True),
+    "synthetic-cifar10": (cifar10.CLASS_NAMES, (32, 32, 3), (50_000, 10_000), True),
 }
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "cifar100-coarse": 20, "mnist": 10, "fashion-mnist": 10}
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100, "cifar100-coarse": 20, "mnist": 10, "fashion-mnist": 10,
+               "synthetic-cifar10": 10}
 
 
 @pytest.fixture(autouse=True)
@@ -111,3 +113,16 @@ def test_load_data_of_a_registered_data_set_reads_data_dir(tmp_path: Path) -> No
     (x_train, y_train), _ = datasets.get("cifar10").load_data(folder)
     np.testing.assert_array_equal(x_train, expected_arrays().x_train)
     np.testing.assert_array_equal(y_train, expected_arrays().y_train)
+
+
+def test_synthetic_cifar10_has_cifar10s_exact_arrays_of_balanced_random_images_the_same_on_every_load() -> None:
+    dataset = datasets.get("synthetic-cifar10")
+    (x_train, y_train), (x_test, y_test) = dataset.load_data("/no/such/folder")  # reads nothing
+    assert (x_train.shape, y_train.shape, x_test.shape, y_test.shape) == \
+        ((50_000, 32, 32, 3), (50_000, 1), (10_000, 32, 32, 3), (10_000, 1))
+    assert {x_train.dtype, y_train.dtype, x_test.dtype, y_test.dtype} == {np.dtype(np.uint8)}
+    assert np.bincount(y_train[:, 0]).tolist() == [5_000] * 10 and np.bincount(y_test[:, 0]).tolist() == [1_000] * 10
+    assert x_train.min() == 0 and x_train.max() == 255 and 120 < x_train[:100].mean() < 135
+    assert not np.array_equal(y_train[:100], np.sort(y_train[:100], axis=0))  # shuffled, not sorted by class
+    (again, _), _ = dataset.load_data()
+    np.testing.assert_array_equal(again, x_train)

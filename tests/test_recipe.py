@@ -261,7 +261,8 @@ def test_translate_by_zero_or_by_exactly_the_padding_reproduces_the_image(monkey
 
     # Offsets are drawn in [0, 2p]; offset p on both axes is the window centred on the original.
     monkeypatch.setattr(augment_module.torch, "randint",
-                        lambda low, high, size, generator=None: torch.full(size, (high - 1) // 2))
+                        lambda low, high, size, generator=None, device=None: torch.full(size, (high - 1) // 2,
+                                                                                        device=device))
     assert torch.equal(translate(images, 3, torch.Generator()), images)
     assert torch.equal(translate(images.float(), 2, torch.Generator()), images.float())
 
@@ -617,7 +618,7 @@ def test_bench_prints_a_row_per_seed_and_writes_the_json_report(cifar_dir, tmp_p
                    "--json", str(report_path)])
     out = capsys.readouterr().out
     assert status == 0, out
-    rows = re.findall(r"^\s*(\d+)\s+\d+\.\d\s+\d+\.\d\s+(\d+\.\d\d)%\s+\d+$", out, re.M)
+    rows = re.findall(r"^\s*(\d+)\s+\d+\.\d\s+\d+\.\d\s+0\.0\s+(\d+\.\d\d)%\s+\d+$", out, re.M)  # compile_s 0
     assert [int(seed) for seed, _ in rows] == [0, 1]
     assert "test accuracy" in out and "images/s" in out
 

@@ -1,9 +1,13 @@
-"""Tiny in-memory data sets and networks for fast tests of the training API."""
+"""Tiny in-memory data sets, networks and callbacks for fast tests of the training API."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from torch import nn
+
+from trainval.callbacks import Callback
 
 
 def tiny_images(count: int = 40, size: int = 12, classes: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -26,3 +30,32 @@ class TinyNet(nn.Module):
 
     def forward(self, x):
         return self.head(self.features(x))
+
+
+class PoisonedAfter(nn.Module):
+    """TinyNet whose training outputs turn NaN from the ``steps``-th training forward pass on."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.net, self.steps, self.calls = TinyNet(), steps, 0
+
+    def forward(self, x):
+        out = self.net(x)
+        if self.training:
+            self.calls += 1
+            if self.calls >= self.steps:
+                return out * float("nan")
+        return out
+
+
+class AfterSteps(Callback):
+    """Calls ``action`` (a crash, a kill) at the end of update number ``steps`` of the process."""
+
+    def __init__(self, steps: int, action: Callable[[], None]) -> None:
+        super().__init__()
+        self.steps, self.action, self.done = steps, action, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.done += 1
+        if self.done == self.steps:
+            self.action()

@@ -25,6 +25,7 @@ from trainval.training.precision import resolve_device, resolve_precision
 _COLUMNS: dict[str, Callable[[SeedRun], float]] = {  # bench's view of a seed's run, in its table's order
     "train_seconds": lambda run: run.seconds["training"],
     "wall_seconds": lambda run: run.seconds["total"],  # data load, model build, training and test, in this process
+    "compile_seconds": lambda run: run.seconds.get("compile", 0.0),  # torch.compile's share of training and test
     "test_accuracy": lambda run: run.test_accuracy,
     "images_per_second": lambda run: run.images_per_second,
 }
@@ -38,6 +39,7 @@ class BenchReport:
     dataset: str
     validation: str
     machine: dict
+    compile: bool = False  # trained through torch.compile
     seeds: SeedsResult = field(default_factory=lambda: SeedsResult(None, []))
     compare: dict | None = None
 
@@ -46,13 +48,14 @@ class BenchReport:
         if not self.seeds.runs:
             return {}
         return {name: self.seeds.spread(_COLUMNS[name])
-                for name in ("test_accuracy", "train_seconds", "wall_seconds", "images_per_second")}
+                for name in ("test_accuracy", "train_seconds", "wall_seconds", "compile_seconds", "images_per_second")}
 
     def to_dict(self) -> dict:
         """JSON-ready values, the summary included."""
         rows = [{"seed": run.seed, **{name: value(run) for name, value in _COLUMNS.items()}} for run in self.seeds.runs]
         return {"preset": self.preset, "dataset": self.dataset, "validation": self.validation,
-                "machine": self.machine, "seeds": rows, "compare": self.compare, "summary": self.summary()}
+                "machine": self.machine, "compile": self.compile, "seeds": rows, "compare": self.compare,
+                "summary": self.summary()}
 
 
 def _cpu_model() -> str:
@@ -66,7 +69,7 @@ def _cpu_model() -> str:
 
 
 def machine_facts(precision: str = "auto") -> dict[str, str | int]:
-    """What the figures depend on: CPU or GPU model, threads, torch version, device and precision."""
+    """What the figures depend on: CPU or GPU model, threads, torch (and CUDA) version, device and precision."""
     device = resolve_device()
     facts: dict[str, str | int] = {
         "cpu": _cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -75,21 +78,23 @@ def machine_facts(precision: str = "auto") -> dict[str, str | int]:
     }
     if device.type == "cuda":
         facts["gpu"] = torch.cuda.get_device_name(device)
+        facts["cuda"] = str(torch.version.cuda)
     return facts
 
 
 def run_bench(preset: str, seeds: int, data_dir: str | None = None, precision: str = "auto",
-              validation: str = "none", dataset: str = "cifar10",
+              validation: str = "none", dataset: str = "cifar10", compile: bool = False,
               on_result: Callable[[SeedRun], None] = lambda run: None) -> BenchReport:
     """Train ``preset`` once per seed 0..seeds-1 (no run folders) and collect accuracy and timings.
 
     ``validation="none"`` trains on all training images and scores the test set once, which is
-    what the published speed runs measure.
+    what the published speed runs measure. ``compile`` runs the model through ``torch.compile``;
+    each seed's compile time is then reported apart (later seeds reuse torch's compiled code).
     """
     report = BenchReport(preset=presets.get(preset).to_dict(), dataset=dataset, validation=validation,
-                         machine=machine_facts(precision))
+                         machine=machine_facts(precision), compile=compile)
     config = TrainConfig(preset=preset, dataset=dataset, seed=0, data_dir=data_dir, precision=precision,
-                         validation=validation, verbose=0, runs_dir=None)
+                         validation=validation, verbose=0, runs_dir=None, compile=compile)
     report.seeds = run_seeds(config, seeds, announce=lambda line: None, on_seed=on_result)
     return report
 

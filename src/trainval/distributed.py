@@ -2,8 +2,9 @@
 
 ``torchrun --nproc-per-node N -m trainval train ...`` starts N copies of trainval; each finds its
 rank in the environment torchrun sets, joins the process group (NCCL on CUDA, gloo on CPU) and
-trains on its shard of every global batch. Nothing here is needed in a single process: every
-helper then does the single-process thing.
+trains on its shard of every global batch. A process torchrun starts always joins the group, even
+alone (``--nproc-per-node 1``), so one GPU runs the same path as many. A process started without
+torchrun needs nothing here: every helper then does the single-process thing.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from trainval.errors import ConfigError, TrainvalError
 
 T = TypeVar("T")
 _TIMEOUT = datetime.timedelta(minutes=30)  # a rank waiting longer than this for the others gives up
+_TORCHRUN_VARIABLE = "TORCHELASTIC_RUN_ID"  # set for every process torchrun starts
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class World:
     rank: int = 0  # 0..size-1; rank 0 prints, writes files and checkpoints
     size: int = 1
     local_rank: int = 0  # rank on this machine: picks the GPU
+    grouped: bool = False  # in a torch.distributed process group (launched by torchrun), even of one process
 
     @property
     def is_main(self) -> bool:
@@ -51,13 +54,13 @@ def launched_world() -> World:
 
 
 def setup(device: str | None = None) -> World:
-    """Join the process group torchrun prepared, once; a single process needs and does nothing.
+    """Join the process group torchrun prepared, once; a process started without torchrun needs and does nothing.
 
     The backend is NCCL when the processes train on CUDA GPUs (each on GPU ``LOCAL_RANK``) and
     gloo on CPUs. Returns this process's :class:`World`.
     """
     world = launched_world()
-    if world.size == 1 or dist.is_initialized():
+    if dist.is_initialized() or (world.size == 1 and _TORCHRUN_VARIABLE not in os.environ):
         return current_world()
     use_cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
     if use_cuda:
@@ -84,7 +87,7 @@ def current_world() -> World:
     """This process's world: from the initialised process group, else a single process."""
     if not (dist.is_available() and dist.is_initialized()):
         return World()
-    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), grouped=True)
 
 
 def backend_name() -> str:
@@ -122,7 +125,7 @@ def local_main_first(action: Callable[[], T]) -> T:
     """Run ``action`` on every rank, on each machine's local rank 0 before the others (so a download
     or a decoding into the machine's cache happens once, and the others read the cache)."""
     world = current_world()
-    if world.size == 1:
+    if not world.grouped:
         return action()
     if world.local_rank == 0:
         result = action()
@@ -134,14 +137,14 @@ def local_main_first(action: Callable[[], T]) -> T:
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """``tensor`` summed over every rank (in place); unchanged in a single process."""
-    if current_world().size > 1:
+    if current_world().grouped:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
 
 
 def broadcast_from_main(value: T) -> T:
     """Rank 0's ``value`` on every rank (any picklable object); unchanged in a single process."""
-    if current_world().size == 1:
+    if not current_world().grouped:
         return value
     holder = [value]
     dist.broadcast_object_list(holder, src=0)
@@ -151,7 +154,7 @@ def broadcast_from_main(value: T) -> T:
 def gather_to_all(value: Any) -> list[Any]:
     """Every rank's ``value``, in rank order, on every rank; ``[value]`` in a single process."""
     world = current_world()
-    if world.size == 1:
+    if not world.grouped:
         return [value]
     values: list[Any] = [None] * world.size
     dist.all_gather_object(values, value)

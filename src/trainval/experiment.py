@@ -54,7 +54,7 @@ class TrainResult:
     test_accuracy: float
     test_interval: tuple[float, float]  # 95% Wilson interval of the test accuracy
     test_scores: Scores  # per-class precision and recall, the confusion matrix
-    seconds: dict[str, float] = field(default_factory=dict)  # data, training, test, total
+    seconds: dict[str, float] = field(default_factory=dict)  # data, training, test, total; compile (in training and test)
     run_folder: Path | None = None
     train_class_counts: list[int] = field(default_factory=list)  # training images per class
     class_weights: list[float] | None = None  # each class's loss weight (--class-weight); None: all 1
@@ -241,13 +241,14 @@ def _run(config: TrainConfig, preset: Preset, data: RunData, folder: RunFolder |
 
     model = preset.build_model(data.dataset.num_classes, x_train.shape[1:], seed=config.seed,
                                class_names=data.dataset.class_names, precision=config.precision,
-                               sync_batchnorm=config.sync_bn)
+                               sync_batchnorm=config.sync_bn, compile=config.compile)
     announce(f"Preset {preset.name}: {preset.to_dict()}")
     announce(f"Model {preset.model}: {model.count_params():,} parameters on {model.device.type}, "
              f"precision {model.precision}; seed {config.seed}")
-    if world.size > 1:
+    if world.grouped:
         low, high = preset.batch_size // world.size, -(-preset.batch_size // world.size)
-        announce(f"Data-parallel: {world.size} processes ({backend_name()}), each training on its own share of every "
+        processes = f"{world.size} process{'es' * (world.size > 1)}"
+        announce(f"Data-parallel: {processes} ({backend_name()}), each training on its own share of every "
                  f"global batch of {preset.batch_size} images ({low if low == high else f'{low}-{high}'} per process); "
                  f"learning rate {preset.optimizer.learning_rate:g} for the global batch, as in one process; "
                  f"BatchNorm statistics {'synchronised' if config.sync_bn else 'per process'}")
@@ -274,7 +275,7 @@ def _run(config: TrainConfig, preset: Preset, data: RunData, folder: RunFolder |
         validation_samples=0 if validation_data is None else len(validation_data[0]), test_samples=scores.samples,
         test_loss=scores.loss, test_accuracy=scores.accuracy, test_interval=scores.interval, test_scores=scores,
         seconds={"data": data_seconds, "training": test_started - fit_started, "test": finished - test_started,
-                 "total": time.perf_counter() - started},
+                 "total": time.perf_counter() - started, "compile": model.compile_seconds},
         run_folder=folder.path if folder is not None else None, train_class_counts=counts.tolist(),
         class_weights=None if weights is None else weights.tolist(),
     )

@@ -37,7 +37,9 @@ from trainval.callbacks.nan_guard import TerminateOnNaN
 from trainval.training.loop import EVAL_BATCH_SIZE, LossFunction, Trainer, evaluate_logits, fit_epochs, predict_logits
 from trainval.optimizers import Adam, OptimizerSpec, resolve_optimizer
 from trainval.training.tta import TTA_LEVELS
-from trainval.training.precision import resolve_device, resolve_precision
+from trainval.training.compiled import CompiledModule
+from trainval.training.placement import data_device, seeded_generator
+from trainval.training.precision import resolve_device, resolve_precision, tune_backends
 from trainval.callbacks.progress import ProgressLogger, resolve_verbose
 
 _CROSS_ENTROPY_NAMES = ("categorical_crossentropy", "sparse_categorical_crossentropy", "crossentropy")
@@ -106,6 +108,7 @@ class Model:
         self.history: History | None = None
         self.augmentation: Augmentation | None = None
         self.sync_batchnorm = False
+        self.data_on_device: bool | None = None
         self._trainer: Trainer | None = None
         self._fit: tuple[FitState, list[Callback]] | None = None  # set while fit() runs
 
@@ -114,7 +117,8 @@ class Model:
     def compile(self, optimizer: str | OptimizerSpec | torch.optim.Optimizer | None = None,
                 loss: str | LossFunction = "categorical_crossentropy",
                 metrics: Sequence[str] | None = ("accuracy",), precision: str = "auto",
-                augmentation: Augmentation | None = None, tta: int = 0, sync_batchnorm: bool = False) -> None:
+                augmentation: Augmentation | None = None, tta: int = 0, sync_batchnorm: bool = False,
+                compile: bool = False, data_on_device: bool | None = None) -> None:
         """Choose the optimiser, loss, precision and augmentation; optional (``fit`` compiles with defaults).
 
         ``optimizer`` is a name (``"sgd"``, ``"adam"``), a spec such as
@@ -126,7 +130,11 @@ class Model:
         ``"bf16"`` or ``"fp32"``. ``augmentation`` applies to training batches only; ``tta``
         (0, 1 or 2) averages flipped and shifted views in ``evaluate`` and ``predict``.
         ``sync_batchnorm``: in data-parallel training (torchrun, CUDA), compute BatchNorm statistics
-        over the global batch instead of each process's share.
+        over the global batch instead of each process's share. ``compile``: run the forward pass
+        through ``torch.compile`` (faster steps after a one-off compile, see ``compile_seconds``).
+        ``data_on_device``: keep the data of ``fit``, ``evaluate`` and ``predict`` on the device, shuffled,
+        gathered and augmented there (True), or on the host (False); None: the device on a CUDA GPU with
+        room for it (its CUDA generator draws differently from the CPU's: :mod:`trainval.training.placement`).
         """
         unknown = [m for m in (metrics or ()) if m not in _METRIC_NAMES]
         if unknown:
@@ -135,11 +143,17 @@ class Model:
             raise ConfigError(f"tta must be one of {TTA_LEVELS}; got {tta!r}")
         if augmentation is not None and not isinstance(augmentation, Augmentation):
             raise ConfigError(f"augmentation must be a trainval Augmentation; got {type(augmentation).__name__}")
+        if not isinstance(compile, bool) or not isinstance(data_on_device, (bool, type(None))):
+            raise ConfigError(f"compile must be True or False and data_on_device True, False or None; got "
+                              f"{compile!r} and {data_on_device!r}")
         torch_optimizer, spec = resolve_optimizer(optimizer or self.default_optimizer, self.module)
+        tune_backends(self.device)
         self._trainer = Trainer(self.module, torch_optimizer, spec, _resolve_loss(loss), self.device,
-                                resolve_precision(precision, self.device), tta=tta)
+                                resolve_precision(precision, self.device), tta=tta,
+                                forward=CompiledModule(self.module) if compile else None)
         self.augmentation = augmentation
         self.sync_batchnorm = sync_batchnorm
+        self.data_on_device = data_on_device
 
     @property
     def precision(self) -> str:
@@ -150,6 +164,13 @@ class Model:
     def is_compiled(self) -> bool:
         """Whether ``compile`` has run (``fit``, ``evaluate`` and ``predict`` compile with defaults)."""
         return self._trainer is not None
+
+    @property
+    def compile_seconds(self) -> float:
+        """Seconds spent in the steps in which ``torch.compile`` compiled (0 without ``compile=True``);
+        an upper bound, as those steps' own computation is included."""
+        forward = self._compiled().forward
+        return forward.seconds if isinstance(forward, CompiledModule) else 0.0
 
     @property
     def tta(self) -> int:
@@ -228,7 +249,7 @@ class Model:
         assert self.num_classes is not None
         weights = training_weights(trainer.loss_fn, labels, self.num_classes, class_weight, weights)
         self._initialize_from_data(images)
-        parallel = DataParallel.join(self.module, self.device, batch_size, len(images), self.sync_batchnorm)
+        parallel = DataParallel.join(trainer.forward, self.device, batch_size, len(images), self.sync_batchnorm)
         processes = parallel.world.size if parallel else 1
         steps_per_epoch = count_training_batches(len(images), batch_size, processes)
         history = History()
@@ -237,7 +258,8 @@ class Model:
             "steps": steps_per_epoch, "val_samples": len(validation[0]) if validation else 0, "verbose": verbose,
         })
         self.stop_training = False
-        with self._seeded(seed) as generator, contextlib.ExitStack() as cleanup:
+        place = data_device(self.data_on_device, self.device, images, labels, *(validation or ()))
+        with self._seeded(seed, place) as generator, contextlib.ExitStack() as cleanup:
             cleanup.callback(callback_list.close)  # a failure mid-epoch must not leave a live bar behind
             fit = FitState.start(images, labels, epochs=epochs, initial_epoch=initial_epoch, batch_size=batch_size,
                                  shuffle=shuffle, start_step=trainer.step, steps_per_epoch=steps_per_epoch,
@@ -245,6 +267,9 @@ class Model:
                                  processes=processes, sample_weights=weights)
             self._fit = (fit, callback_list.callbacks)
             cleanup.callback(setattr, self, "_fit", None)
+            images, labels = images.to(place), labels.to(place)  # once; no-ops where they are already
+            fit.sample_weights = None if weights is None else weights.to(place)
+            validation = validation and (validation[0].to(place), validation[1].to(place))
             fit_epochs(trainer, fit, images, labels, validation, callback_list, parallel, lambda: self.stop_training)
         self.history = history
         return history
@@ -323,22 +348,22 @@ class Model:
         initialize(sample.float().div_(255.0) if sample.dtype == torch.uint8 else sample.float())
 
     @contextlib.contextmanager
-    def _seeded(self, seed: int | None) -> Iterator[torch.Generator]:
-        """Seed dropout (torch's global RNG, restored afterwards) and the shuffling generator."""
-        generator = torch.Generator()
+    def _seeded(self, seed: int | None, place: torch.device) -> Iterator[torch.Generator]:
+        """Seed dropout (torch's global RNG, restored afterwards) and the shuffling generator, which lives on
+        ``place``, where the data does."""
         if seed is None:
-            generator.manual_seed(int(torch.randint(0, 2**62, ())))
-            yield generator
+            yield seeded_generator(place, int(torch.randint(0, 2**62, ())))
             return
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             # Each process of a data-parallel fit draws its own dropout masks; rank 0's are a single process's.
             torch.manual_seed(seed + (current_world().rank << 32))
-            generator.manual_seed(seed)
-            yield generator
+            yield seeded_generator(place, seed)
 
     def _logits(self, images: torch.Tensor, batch_size: int, tta: int) -> torch.Tensor:
-        return predict_logits(self.module, images, batch_size, self.device, self._compiled().precision, tta)
+        trainer = self._compiled()
+        images = images.to(data_device(self.data_on_device, self.device, images))
+        return predict_logits(trainer.forward, images, batch_size, self.device, trainer.precision, tta)
 
     def _score(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, tta: int) -> dict[str, float]:
         return evaluate_logits(self._logits(images, batch_size, tta), labels, self._compiled().loss_fn)

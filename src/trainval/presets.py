@@ -64,13 +64,14 @@ class Preset:
 
     def build_model(self, num_classes: int, input_shape: Sequence[int], *, seed: int | None = None,
                     class_names: Sequence[str] | None = None, precision: str = "auto",
-                    sync_batchnorm: bool = False) -> Model:
-        """A fresh model of this preset's architecture, compiled with its optimiser, loss, augmentation and TTA."""
+                    sync_batchnorm: bool = False, compile: bool = False) -> Model:
+        """A fresh model of this preset's architecture, compiled with its optimiser, loss, augmentation and TTA
+        (``compile``: and through ``torch.compile``)."""
         model = create_model(self.model, num_classes=num_classes, input_shape=input_shape, seed=seed,
                              class_names=class_names, **self.model_options)
         model.compile(optimizer=self.optimizer, loss=CategoricalCrossentropy(self.label_smoothing),
                       precision=precision, augmentation=self.augmentation, tta=self.tta,
-                      sync_batchnorm=sync_batchnorm)
+                      sync_batchnorm=sync_batchnorm, compile=compile)
         return model
 
     def callbacks(self) -> list[Callback]:

@@ -75,7 +75,7 @@ class BackupAndRestore(Callback):
     def _time_to_save(self) -> bool:
         """Whether the save interval has passed. In a data-parallel fit rank 0's clock decides for every
         rank, asked every few steps only (each asking is a broadcast, which waits for the device)."""
-        if current_world().size > 1 and self._steps_since_save % _CLOCK_EVERY_STEPS:
+        if current_world().grouped and self._steps_since_save % _CLOCK_EVERY_STEPS:
             return False
         return broadcast_from_main(time.monotonic() - self._last_save >= self.save_every_seconds)
 

@@ -18,7 +18,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         description="Train a preset once per seed (0..N-1) on all training images, score the test set once per seed, "
                     "and print one row per seed and mean/std/min/max, with the machine's facts.",
     )
-    add_config_options(bench, only=("preset", "dataset", "data_dir", "precision"))
+    add_config_options(bench, only=("preset", "dataset", "data_dir", "precision", "compile"))
     bench.add_argument("--seeds", type=int, default=5, help="number of seeds to run (default: %(default)s)")
     bench.add_argument("--json", metavar="PATH", help="also write the rows, summary and machine facts to PATH as JSON")
     bench.add_argument("--compare", action="store_true",
@@ -31,7 +31,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def _print_seed_row(row: SeedRun) -> None:
     print(f"{row.seed:>4}  {row.seconds['training']:>8.1f}  {row.seconds['total']:>7.1f}  "
-          f"{row.test_accuracy * 100:>8.2f}%  {row.images_per_second:>9.0f}", flush=True)
+          f"{row.seconds.get('compile', 0.0):>9.1f}  {row.test_accuracy * 100:>8.2f}%  {row.images_per_second:>9.0f}",
+          flush=True)
 
 
 def _print_summary(report: BenchReport) -> None:
@@ -39,19 +40,20 @@ def _print_summary(report: BenchReport) -> None:
     print(f"test accuracy  {format_spread(summary['test_accuracy'], 100, 2, '%')}")
     print(f"train seconds  {format_spread(summary['train_seconds'])}")
     print(f"wall seconds   {format_spread(summary['wall_seconds'])}")
+    print(f"compile secs   {format_spread(summary['compile_seconds'])}")
     print(f"images/s       {format_spread(summary['images_per_second'], digits=0)}")
 
 
 def _bench(args: argparse.Namespace) -> int:
     preset = args.preset or presets.DEFAULT
     print(f"trainval bench: preset {preset}, {args.seeds} seeds, {args.dataset}, all training images, "
-          "test set scored once per seed", flush=True)
+          f"test set scored once per seed{', torch.compile' if args.compile else ''}", flush=True)
     header_printed = False
 
     def show(row: SeedRun) -> None:
         nonlocal header_printed
         if not header_printed:
-            print("seed   train_s   wall_s  test_acc   images/s")
+            print("seed   train_s   wall_s  compile_s  test_acc   images/s")
             header_printed = True
         _print_seed_row(row)
 
@@ -59,12 +61,13 @@ def _bench(args: argparse.Namespace) -> int:
     compare = (compare_throughput(preset, args.compare_steps, args.data_dir, args.precision, args.dataset)
                if args.compare else None)
     report = run_bench(preset, args.seeds, data_dir=args.data_dir, precision=args.precision,
-                       dataset=args.dataset, on_result=show)
+                       dataset=args.dataset, compile=args.compile, on_result=show)
     report.compare = compare
     _print_summary(report)
     print("machine: " + ", ".join(f"{key} {value}" for key, value in report.machine.items()))
     print("wall_s counts data loading, model building, training and testing in this process; "
-          "interpreter start and imports come on top.")
+          "interpreter start and imports come on top. compile_s is the part of train_s and the test spent in "
+          "steps where torch.compile compiled (0 without --compile).")
     if compare:
         print(f"throughput over {compare['steps']} steps each: {preset} "
               f"{compare['preset_images_per_second']:.0f} images/s, tutorial seed-cnn "

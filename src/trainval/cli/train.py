@@ -113,8 +113,9 @@ def _train_here(args: argparse.Namespace, world: distributed.World) -> int:
     print(accuracy_line(result.test_accuracy, result.test_interval, result.test_samples))
     if result.test_scores.uneven:
         print(f"Balanced accuracy: {result.test_scores.balanced_summary()}")
+    compiling = f"; compiling {seconds['compile']:.1f}s of those" if seconds.get("compile") else ""
     print(f"Time: {seconds['total']:.1f}s in all (data {seconds['data']:.1f}s, training {seconds['training']:.1f}s, "
-          f"test {seconds['test']:.1f}s)")
+          f"test {seconds['test']:.1f}s{compiling})")
     if result.run_folder is not None:
         print(f"Run folder: {result.run_folder} (final model in {result.run_folder / 'model'})")
     if result.config.output:

@@ -1,6 +1,8 @@
 """Augmentation that costs almost nothing: a batch is flipped and shifted by a few tensor ops.
 
 No per-image Python: every image's flip and offset are drawn as tensors and applied by indexing.
+Random numbers come from the generator on its own device and index tensors are made on the
+images' device, so a batch on a GPU is augmented there without a copy to or from the host.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class Augmentation:
 
     def bind(self, num_samples: int, generator: torch.Generator) -> BoundAugmentation:
         """Draw the per-image state (the alternating flip's first coin) for a data set of ``num_samples``."""
-        first_flip = torch.rand(num_samples, generator=generator) < 0.5
+        first_flip = torch.rand(num_samples, generator=generator, device=generator.device) < 0.5
         return BoundAugmentation(self, first_flip, generator)
 
 
@@ -62,7 +64,8 @@ class BoundAugmentation:
         if self.spec.flip == "alternating":
             images = flip_where(images, self.first_flip[indices] ^ bool(epoch % 2))
         elif self.spec.flip == "random":
-            images = flip_where(images, torch.rand(len(images), generator=self.generator) < 0.5)
+            images = flip_where(images, torch.rand(len(images), generator=self.generator,
+                                                   device=self.generator.device) < 0.5)
         if self.spec.translate:
             images = translate(images, self.spec.translate, self.generator)
         return images
@@ -75,7 +78,7 @@ class BoundAugmentation:
 
 def flip_where(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mirror left-right the images where ``mask`` is True."""
-    return torch.where(mask[:, None, None, None], images.flip(3), images)
+    return torch.where(mask[:, None, None, None].to(images.device), images.flip(3), images)
 
 
 def translate(images: torch.Tensor, pixels: int, generator: torch.Generator) -> torch.Tensor:
@@ -85,10 +88,11 @@ def translate(images: torch.Tensor, pixels: int, generator: torch.Generator) -> 
         raise ConfigError(f"cannot translate {height}x{width} images by {pixels} pixels; use fewer than "
                           f"{min(height, width)}")
     padded = reflect_pad(images, pixels)
-    offsets = torch.randint(0, 2 * pixels + 1, (2, count), generator=generator)
-    rows = (offsets[0][:, None] + torch.arange(height))[:, :, None]  # (N, H, 1)
-    cols = (offsets[1][:, None] + torch.arange(width))[:, None, :]  # (N, 1, W)
-    batch = torch.arange(count)[:, None, None]
+    device = images.device
+    offsets = torch.randint(0, 2 * pixels + 1, (2, count), generator=generator, device=generator.device).to(device)
+    rows = (offsets[0][:, None] + torch.arange(height, device=device))[:, :, None]  # (N, H, 1)
+    cols = (offsets[1][:, None] + torch.arange(width, device=device))[:, None, :]  # (N, 1, W)
+    batch = torch.arange(count, device=device)[:, None, None]
     # Advanced indexing on (N, H, W, C) gathers every image's window at once.
     shifted = padded.permute(0, 2, 3, 1)[batch, rows, cols]
     return shifted.permute(0, 3, 1, 2)

@@ -6,8 +6,12 @@ import torch
 
 
 def sample_order(num_samples: int, shuffle: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One epoch's order of sample indices: a permutation drawn from ``generator``, or 0..N-1."""
-    return torch.randperm(num_samples, generator=generator) if shuffle else torch.arange(num_samples)
+    """One epoch's order of sample indices: a permutation drawn from ``generator``, or 0..N-1, on the
+    generator's device (the CPU without one)."""
+    device = generator.device if generator is not None else None
+    if shuffle:
+        return torch.randperm(num_samples, generator=generator, device=device)
+    return torch.arange(num_samples, device=device)
 
 
 def split_order(order: torch.Tensor, batch_size: int, processes: int = 1) -> list[torch.Tensor]:

@@ -55,11 +55,12 @@ def draw_mix(mixup: float, cutmix: float, count: int, height: int, width: int,
     """
     if not mixup and not cutmix:
         return None
-    use_cutmix = bool(cutmix) and (not mixup or bool(torch.rand((), generator=generator) < 0.5))
+    device = generator.device  # a GPU's, when the data lives there (the coin and the seed are then read back)
+    use_cutmix = bool(cutmix) and (not mixup or bool(torch.rand((), generator=generator, device=device) < 0.5))
     # torch draws Beta variates from its global generator only: a seed from the fit's generator keeps them its own.
-    rng = np.random.default_rng(int(torch.randint(0, 2**63 - 1, (), generator=generator)))
+    rng = np.random.default_rng(int(torch.randint(0, 2**63 - 1, (), generator=generator, device=device)))
     share = float(rng.beta(cutmix, cutmix) if use_cutmix else rng.beta(mixup, mixup))
-    partner = torch.randperm(count, generator=generator)
+    partner = torch.randperm(count, generator=generator, device=device)
     if not use_cutmix:
         return BatchMix(partner, share)
     # The rectangle covers 1 - share of the image around a uniform centre, clipped at the borders;

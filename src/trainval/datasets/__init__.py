@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from trainval.datasets import cifar10, cifar100, fashion_mnist, image_folder, mnist
+from trainval.datasets import cifar10, cifar100, fashion_mnist, image_folder, mnist, synthetic
 from trainval.datasets.array_cache import Split
 from trainval.errors import ConfigError
 from trainval.registry import Registry
@@ -65,6 +65,9 @@ for _dataset in (
             (60_000, 10_000), mnist.load_data, mirror_safe=False),
     Dataset("fashion-mnist", "Fashion-MNIST: 28x28 grayscale clothing in 10 classes (T-shirt/top ... Ankle boot)",
             fashion_mnist.CLASS_NAMES, (28, 28, 1), (60_000, 10_000), fashion_mnist.load_data),
+    Dataset("synthetic-cifar10", "random images of CIFAR-10's shapes and classes, for timing where the CIFAR-10 files "
+            "are not (accuracy: chance)", cifar10.CLASS_NAMES, (32, 32, 3), (50_000, 10_000),
+            synthetic.load_cifar10_shaped),
 ):
     _DATASETS.add(_dataset.name, _dataset)
 
@@ -96,4 +99,4 @@ def names() -> list[str]:
     return _DATASETS.names()
 
 
-__all__ = ["Dataset", "FOLDER_PREFIX", "cifar10", "cifar100", "fashion_mnist", "get", "mnist", "names"]
+__all__ = ["Dataset", "FOLDER_PREFIX", "cifar10", "cifar100", "fashion_mnist", "get", "mnist", "names", "synthetic"]

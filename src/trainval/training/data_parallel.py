@@ -32,14 +32,14 @@ class DataParallel:
     @classmethod
     def join(cls, module: nn.Module, device: torch.device, batch_size: int, samples: int,
              sync_batchnorm: bool) -> DataParallel | None:
-        """Wrap ``module`` for the initialised process group; None in a single process.
+        """Wrap ``module`` for the initialised process group (even of one process); None without one.
 
         With ``sync_batchnorm``, BatchNorm layers are replaced by PyTorch's ``SyncBatchNorm``
         (statistics over the global batch), which runs on GPUs only.
         """
         world = current_world()
         check_sync_batchnorm(sync_batchnorm, world.size, device.type == "cuda")
-        if world.size == 1:
+        if not world.grouped:
             return None
         if min(batch_size, samples) < world.size:
             raise ConfigError(f"{min(batch_size, samples)} {'images per batch' if batch_size < samples else 'images'} "

@@ -3,7 +3,8 @@
 Weights and the optimiser live in the module and the :class:`~trainval.training.loop.Trainer`;
 everything else a fit needs to go on as if never interrupted is here: the epoch and step, the
 epoch's sample order, the running loss and accuracy sums, and the random generator that draws
-shuffles and augmentations.
+shuffles and augmentations. That generator lives where the data does (see
+:mod:`trainval.training.placement`), and so do the epoch's order and the augmentation's state.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ _FINGERPRINT_IMAGES = 256  # images hashed, spread over the data set: cheap, and
 
 
 def data_fingerprint(images: torch.Tensor, labels: torch.Tensor, sample_weights: torch.Tensor | None = None) -> str:
-    """A short digest of the training data: every label (and sample weight) and a spread sample of the images."""
+    """A short digest of the training data: every label (and sample weight) and a spread sample of the images
+    (wherever they live)."""
     digest = hashlib.sha256(str(tuple(images.shape)).encode())
-    digest.update(labels.contiguous().numpy().tobytes())
+    digest.update(labels.cpu().contiguous().numpy().tobytes())
     if sample_weights is not None:
-        digest.update(sample_weights.contiguous().numpy().tobytes())
+        digest.update(sample_weights.cpu().contiguous().numpy().tobytes())
     stride = max(len(images) // _FINGERPRINT_IMAGES, 1)
-    digest.update(images[::stride].contiguous().numpy().tobytes())
+    digest.update(images[::stride].cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -47,8 +49,8 @@ class FitState:
     shuffle: bool
     data_fingerprint: str
     total_steps: int  # the trainer's step count when this fit ends: the schedule's horizon
-    generator: torch.Generator  # draws every epoch's order and the augmentations
-    device: torch.device
+    generator: torch.Generator  # draws every epoch's order and the augmentations, on the data's device
+    device: torch.device  # the model's
     epoch: int  # the epoch under way (0-based)
     augment: BoundAugmentation | None = None
     processes: int = 1  # data-parallel processes sharing every batch (decides the merging of a small last batch)
@@ -96,6 +98,7 @@ class FitState:
         state: dict[str, Any] = {name: getattr(self, name) for name in _IDENTITY}
         state["total_steps"] = self.total_steps
         state["generator"] = self.generator.get_state()
+        state["data_device"] = self.generator.device.type
         state["first_flip"] = None if self.augment is None else self.augment.first_flip
         if self.epoch_done or self.order is None:
             state.update(epoch=self.epoch + int(self.epoch_done), batch=0, order=None, running=None)
@@ -115,12 +118,20 @@ class FitState:
             raise CheckpointError(f"{source} was written with{'out' if self.augment else ''} augmentation; "
                                   "compile the model the way the checkpointed run did")
         _check_position(state, self, source)
+        data_device = self.generator.device
+        saved_device = state.get("data_device", "cpu")  # checkpoints from before data could live on a GPU
+        if saved_device != data_device.type:
+            raise CheckpointError(f"{source} was written by a fit whose data lived on {saved_device}, and this fit's "
+                                  f"lives on {data_device.type}, whose random generator draws differently; resume on "
+                                  "the kind of device it ran on (Model.compile(data_on_device=...) chooses where the "
+                                  "data lives)")
         self.total_steps = int(state["total_steps"])
         self.generator.set_state(state["generator"])
         if self.augment is not None:
-            self.augment.first_flip = state["first_flip"]
+            self.augment.first_flip = state["first_flip"].to(data_device)
         self.epoch, self.batch, self.epoch_done = int(state["epoch"]), int(state["batch"]), False
-        self.order, self.running = state["order"], None
+        self.order = None if state["order"] is None else state["order"].to(data_device)
+        self.running = None
         if state["running"] is not None:
             self.running = RunningAverages(self.device)
             self.running.load_state_dict(state["running"])

@@ -13,6 +13,7 @@ from trainval.data.batches import evaluation_slices
 from trainval.errors import ConfigError
 from trainval.callbacks.base import Callback
 from trainval.optimizers import OptimizerSpec
+from trainval.training.compiled import compile_timing
 from trainval.training.precision import autocast
 from trainval.training.running_averages import RunningAverages
 from trainval.training.targets import BatchTargets, LossFunction
@@ -38,6 +39,11 @@ class Trainer:
     tta: int = 0  # test-time augmentation level used by evaluate and predict (see tta_logits)
     step: int = 0  # updates done so far, across fit calls
     lr_scale: float = 1.0  # set through ``learning_rate`` (e.g. by LearningRateScheduler), on top of the schedule
+    forward: nn.Module | None = None  # what runs the module's forward pass (a CompiledModule); None: the module
+
+    def __post_init__(self) -> None:
+        if self.forward is None:
+            self.forward = self.module
 
     @property
     def learning_rate(self) -> float:
@@ -85,7 +91,8 @@ class Trainer:
 def to_model_input(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A float copy of a batch on the device, uint8 pixels scaled to [0, 1] there (floats pass unchanged).
 
-    Always a copy, so a module that works in place can never write into the caller's arrays.
+    Always a copy, so a module that works in place can never write into the caller's arrays. A batch
+    already on the device (its data placed there once) is converted there, without a transfer.
     """
     if images.dtype == torch.uint8:
         images = images.to(device, non_blocking=True).float().div_(255.0)
@@ -125,8 +132,8 @@ def train_one_epoch(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor
     With ``parallel``, this rank trains on its shard of each global batch and the returned means
     cover every rank's samples.
     """
-    trainer.module.train()
-    forward = trainer.module if parallel is None else parallel.module
+    forward = trainer.forward if parallel is None else parallel.module
+    forward.train()
     running = fit.running
     batches = fit.batches()
     while fit.batch < len(batches):
@@ -147,14 +154,8 @@ def train_one_epoch(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor
             inputs = mix.apply(inputs, to_model_input(batch[partners], trainer.device))
             targets = targets.mixed_with(BatchTargets.of(labels, fit.sample_weights, indices[partners],
                                                          trainer.device), mix.share)
-        with autocast(trainer.precision, trainer.device):
-            logits = forward(inputs)
-        loss = targets.loss(trainer.loss_fn, logits.float())
-        trainer.optimizer.zero_grad(set_to_none=True)
-        (loss * weight if weight != 1.0 else loss).backward()
-        trainer.set_learning_rate(fit.total_steps)
-        trainer.optimizer.step()
-        trainer.step += 1
+        with compile_timing(trainer.forward, inputs):
+            loss, logits = _train_step(trainer, forward, inputs, targets, weight, fit.total_steps)
         running.update(loss, logits, targets.dominant_classes)
         fit.batch += 1
         callbacks.on_train_batch_end(fit.batch - 1, {"epoch": fit.epoch, "seen": running.count, "running": running,
@@ -164,6 +165,20 @@ def train_one_epoch(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor
     return running.result()
 
 
+def _train_step(trainer: Trainer, forward: nn.Module, inputs: torch.Tensor, targets: BatchTargets, weight: float,
+                total_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One update on a batch; returns its mean loss and its logits (both left on the device)."""
+    with autocast(trainer.precision, trainer.device):
+        logits = forward(inputs)
+    loss = targets.loss(trainer.loss_fn, logits.float())
+    trainer.optimizer.zero_grad(set_to_none=True)
+    (loss * weight if weight != 1.0 else loss).backward()
+    trainer.set_learning_rate(total_steps)
+    trainer.optimizer.step()
+    trainer.step += 1
+    return loss, logits
+
+
 @torch.no_grad()
 def predict_logits(module: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device,
                    precision: str, tta: int = 0) -> torch.Tensor:
@@ -171,8 +186,9 @@ def predict_logits(module: nn.Module, images: torch.Tensor, batch_size: int, dev
     module.eval()
     outputs = []
     for window in evaluation_slices(len(images), batch_size):
-        with autocast(precision, device):
-            outputs.append(tta_logits(module, to_model_input(images[window], device), tta).float())
+        inputs = to_model_input(images[window], device)
+        with compile_timing(module, inputs), autocast(precision, device):
+            outputs.append(tta_logits(module, inputs, tta).float())
     return torch.cat(outputs)
 
 
@@ -181,12 +197,12 @@ def validate(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor, batch
     """Loss and accuracy without TTA, in eval mode; in a data-parallel fit each rank scores its share
     and the sums are combined."""
     if parallel is None:
-        logits = predict_logits(trainer.module, images, batch_size, trainer.device, trainer.precision)
+        logits = predict_logits(trainer.forward, images, batch_size, trainer.device, trainer.precision)
         return evaluate_logits(logits, labels, trainer.loss_fn)
     share = parallel.shard(len(images))
     sums = RunningAverages(trainer.device)
     if share.stop > share.start:  # a validation set smaller than the number of processes leaves some without images
-        logits = predict_logits(trainer.module, images[share], batch_size, trainer.device, trainer.precision)
+        logits = predict_logits(trainer.forward, images[share], batch_size, trainer.device, trainer.precision)
         targets = labels[share].to(trainer.device)
         sums.update(trainer.loss_fn(logits, targets), logits, targets)
     sums.combine_ranks()

@@ -1,4 +1,4 @@
-"""Choose the device and numeric precision once, and give the loop an autocast context for it."""
+"""Choose the device and numeric precision once, tune the GPU backends, and give the loop an autocast context."""
 
 from __future__ import annotations
 
@@ -48,3 +48,11 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def tune_backends(device: torch.device) -> None:
+    """On CUDA, let cuDNN time its convolution algorithms on the first steps and keep the fastest, unless
+    deterministic algorithms were asked for (timing may pick other algorithms run to run, and their
+    results differ in the last bits)."""
+    if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
+        torch.backends.cudnn.benchmark = True

@@ -92,11 +92,13 @@ def test_bench_compile_shows_each_seeds_compile_time(cifar_dir, eager_backend, t
 
 
 @pytest.mark.slow
-def test_inductor_compiled_training_agrees_with_eager_within_float_rounding(monkeypatch):
+def test_inductor_compiled_training_agrees_with_eager_within_float_rounding():
     torch._dynamo.reset()
     # Inductor draws dropout masks its own way (reproducibly, but not eager's masks) unless told to fall back.
-    monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
-    eager, compiled = _trained(False, epochs=1, precision="fp32"), _trained(True, epochs=1, precision="fp32")
+    # torch's own patch() restores the option; pytest's monkeypatch leaves the config module broken for
+    # every later export in the process.
+    with torch._inductor.config.patch(fallback_random=True):
+        eager, compiled = _trained(False, epochs=1, precision="fp32"), _trained(True, epochs=1, precision="fp32")
     for (name, a), (_, b) in zip(eager.module.state_dict().items(), compiled.module.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)  # fused kernels round differently
     images, _ = tiny_images(count=12, size=8, seed=1)

@@ -33,7 +33,7 @@ from trainval.training.fit_state import FitState
 from trainval.training.losses import CategoricalCrossentropy
 from trainval.callbacks.nan_guard import TerminateOnNaN
 from trainval.training.loop import EVAL_BATCH_SIZE, LossFunction, Trainer, evaluate_logits, fit_epochs, predict_logits
-from trainval.optimizers import Adam, OptimizerSpec, resolve_optimizer
+from trainval.optimizers import Adam, FineTuning, OptimizerSpec, resolve_optimizer
 from trainval.training.tta import TTA_LEVELS
 from trainval.training.precision import resolve_device, resolve_precision
 from trainval.callbacks.progress import ProgressLogger, resolve_verbose
@@ -84,12 +84,14 @@ class Model:
         device: ``"cpu"``, ``"cuda"``, ...; CUDA when present by default.
         architecture: how to rebuild the module by name (set by ``create_model``; needed by ``load_model``).
         default_optimizer: what ``compile`` uses when given no optimizer (Adam when None).
+        head: names of the classifier's parameters, which fine-tuning replaces and trains first (set by
+            ``create_model``).
     """
 
     def __init__(self, module: nn.Module, *, num_classes: int | None = None,
                  input_shape: tuple[int, int, int] | None = None, class_names: Sequence[str] | None = None,
                  device: str | torch.device | None = None, architecture: dict[str, Any] | None = None,
-                 default_optimizer: OptimizerSpec | None = None) -> None:
+                 default_optimizer: OptimizerSpec | None = None, head: Sequence[str] = ()) -> None:
         if not isinstance(module, nn.Module):
             raise ConfigError(f"Model wraps a torch.nn.Module; got {type(module).__name__}")
         self.device = resolve_device(device)
@@ -99,6 +101,7 @@ class Model:
         self.class_names = _checked_class_names(class_names, num_classes)
         self.architecture = architecture
         self.default_optimizer = default_optimizer or Adam()
+        self.head = tuple(head)
         self.stop_training = False
         self.history: History | None = None
         self.augmentation: Augmentation | None = None
@@ -111,7 +114,8 @@ class Model:
     def compile(self, optimizer: str | OptimizerSpec | torch.optim.Optimizer | None = None,
                 loss: str | LossFunction = "categorical_crossentropy",
                 metrics: Sequence[str] | None = ("accuracy",), precision: str = "auto",
-                augmentation: Augmentation | None = None, tta: int = 0, sync_batchnorm: bool = False) -> None:
+                augmentation: Augmentation | None = None, tta: int = 0, sync_batchnorm: bool = False,
+                fine_tuning: FineTuning | None = None) -> None:
         """Choose the optimiser, loss, precision and augmentation; optional (``fit`` compiles with defaults).
 
         ``optimizer`` is a name (``"sgd"``, ``"adam"``), a spec such as
@@ -123,7 +127,9 @@ class Model:
         ``"bf16"`` or ``"fp32"``. ``augmentation`` applies to training batches only; ``tta``
         (0, 1 or 2) averages flipped and shifted views in ``evaluate`` and ``predict``.
         ``sync_batchnorm``: in data-parallel training (torchrun, CUDA), compute BatchNorm statistics
-        over the global batch instead of each process's share.
+        over the global batch instead of each process's share. ``fine_tuning``: for a model built on
+        pretrained weights (``create_model(..., weights=...)``), how its new head and its body share
+        the learning rate (``trainval.optimizers.FineTuning``).
         """
         unknown = [m for m in (metrics or ()) if m not in _METRIC_NAMES]
         if unknown:
@@ -133,6 +139,11 @@ class Model:
         if augmentation is not None and not isinstance(augmentation, Augmentation):
             raise ConfigError(f"augmentation must be a trainval Augmentation; got {type(augmentation).__name__}")
         torch_optimizer, spec = resolve_optimizer(optimizer or self.default_optimizer, self.module)
+        if fine_tuning is not None:
+            if spec is None:
+                raise ConfigError("fine_tuning sets the learning rates an optimizer spec schedules; pass a "
+                                  "trainval.optimizers spec, not a ready-made torch optimizer")
+            fine_tuning.split_groups(torch_optimizer, self.module, self.head)
         self._trainer = Trainer(self.module, torch_optimizer, spec, _resolve_loss(loss), self.device,
                                 resolve_precision(precision, self.device), tta=tta)
         self.augmentation = augmentation

@@ -84,8 +84,8 @@ class Model:
         device: ``"cpu"``, ``"cuda"``, ...; CUDA when present by default.
         architecture: how to rebuild the module by name (set by ``create_model``; needed by ``load_model``).
         default_optimizer: what ``compile`` uses when given no optimizer (Adam when None).
-        head: names of the classifier's parameters, which fine-tuning replaces and trains first (set by
-            ``create_model``).
+        head: names of the head's tensors (the classifier's), which a model built from pretrained weights
+            gets new and ``compile(fine_tuning=...)`` trains first (set by ``create_model``).
     """
 
     def __init__(self, module: nn.Module, *, num_classes: int | None = None,
@@ -140,6 +140,9 @@ class Model:
             raise ConfigError(f"augmentation must be a trainval Augmentation; got {type(augmentation).__name__}")
         torch_optimizer, spec = resolve_optimizer(optimizer or self.default_optimizer, self.module)
         if fine_tuning is not None:
+            if not isinstance(fine_tuning, FineTuning):
+                raise ConfigError("fine_tuning must be a trainval.optimizers.FineTuning; got "
+                                  f"{type(fine_tuning).__name__}")
             if spec is None:
                 raise ConfigError("fine_tuning sets the learning rates an optimizer spec schedules; pass a "
                                   "trainval.optimizers spec, not a ready-made torch optimizer")

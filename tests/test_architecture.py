@@ -24,7 +24,7 @@ FLOORS = [
     ["datasets", "models", "callbacks", "reports"],
     ["training"],
     ["saving"],
-    ["model"],
+    ["model", "transfer"],
     ["model_factory", "prediction", "export"],
     ["presets"],
     ["config"],

@@ -29,7 +29,7 @@ from trainval.models.fastnet import FastNet, PatchWhitening
 from trainval.callbacks.lookahead import Lookahead
 from trainval.callbacks.base import Callback
 from trainval.training.losses import CategoricalCrossentropy
-from trainval.optimizers import SGD, Adam
+from trainval.optimizers import SGD, Adam, FineTuning
 from trainval.optimizers.schedules import WarmupLinearDecay
 from trainval.training.tta import tta_logits
 from cifar_files import write_cifar10_folder
@@ -556,6 +556,8 @@ def _rebuild(values: dict) -> presets.Preset:
     values["optimizer"] = spec_type(**optimizer)
     if values.get("augmentation") is not None:
         values["augmentation"] = Augmentation(**values["augmentation"])
+    if values.get("fine_tuning") is not None:
+        values["fine_tuning"] = FineTuning(**values["fine_tuning"])
     return presets.Preset(**values)
 
 

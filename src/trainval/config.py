@@ -9,12 +9,14 @@ import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from trainval import datasets, models, presets
+from trainval import datasets, models, presets, saving
 from trainval.callbacks.tensorboard import INSTALL_HINT, parse_update_freq, summary_writer_class
 from trainval.checks import require_int
 from trainval.data.class_weights import BALANCED
 from trainval.datasets import image_folder
 from trainval.errors import CheckpointError, ConfigError
+from trainval.model_factory import PUBLISHED_WEIGHTS, saved_model_folder
+from trainval.models import timm_models
 from trainval.presets import Preset
 from trainval.runs.run_folder import check_run_name
 from trainval.training.precision import PRECISIONS
@@ -88,8 +90,16 @@ class TrainConfig:
     # a name from trainval.presets.names(), a Preset, or None: see resolve_preset
     preset: str | Preset | None = _option(None, _PRESET_HELP, choices=presets.names())
     dataset: str = _option("cifar10", DATASET_HELP + " (default: %(default)s)")
-    model: str | None = _option(None, f"architecture, one of: {', '.join(models.registered_names())} "
-                                      "(default: the preset's)")
+    model: str | None = _option(None, f"architecture, one of: {', '.join(models.registered_names())}, or timm:NAME "
+                                      "with the timm extra (default: the preset's)")
+    init_from: str | None = _option(None, "start from a trained model (a run folder or a saved model) with a new head "
+                                          "for this data's classes: its architecture and every tensor but the "
+                                          "head's; trains with the finetune preset unless --preset is given",
+                                    metavar="RUN_OR_MODEL")
+    pretrained: str | None = _option(None, "start --model's body from a weights file (.safetensors, or a state dict "
+                                           "or timm checkpoint saved with torch.save) with a new head; 'timm' "
+                                           "downloads timm's published weights of a timm:NAME model; trains with the "
+                                           "finetune preset unless --preset is given", metavar="FILE_OR_timm")
     epochs: int | None = _option(None, "passes over the training data (default: the preset's)", type=int)
     batch_size: int | None = _option(None, "images per training step; the learning rate scales with it "
                                            "(default: the preset's)", type=int)
@@ -161,7 +171,7 @@ class TrainConfig:
         for name in ("sync_bn", "compile"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name.replace('_', '-')} must be true or false; got {getattr(self, name)!r}")
-        for name in ("model", "data_dir", "runs_dir", "name", "output", "monitor"):
+        for name in ("model", "data_dir", "runs_dir", "name", "output", "monitor", "init_from", "pretrained"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name.replace('_', '-')} must be a string or None; got {getattr(self, name)!r}")
         if self.name is not None:
@@ -185,6 +195,40 @@ class TrainConfig:
             parse_update_freq(self.tensorboard)
             summary_writer_class()  # the tensorboard package is there
         self.find_dataset()
+        self._check_model_and_weights()
+
+    def _check_model_and_weights(self) -> None:
+        """--init-from and --pretrained: one at most, naming something that is there; a timm model: timm there."""
+        if self.init_from is not None and self.pretrained is not None:
+            raise ConfigError("--init-from and --pretrained both give the starting weights; pass one of them")
+        if self.init_from is not None:
+            self.init_architecture()
+        model = self.resolve_preset().model
+        if model.startswith(timm_models.PREFIX):  # timm installed and knowing the name: checked before any data is loaded
+            timm_models.check_name(model[len(timm_models.PREFIX):])
+        if self.pretrained == PUBLISHED_WEIGHTS:
+            if not model.startswith(timm_models.PREFIX):
+                raise ConfigError(f"--pretrained {PUBLISHED_WEIGHTS} takes timm's published weights, which only timm "
+                                  f"models have, not {model}: add --model timm:NAME, or pass a weights file")
+        elif self.pretrained is not None and not os.path.exists(self.pretrained):
+            raise ConfigError(f"--pretrained {self.pretrained} does not exist; pass a weights file (.safetensors, "
+                              f".pth) or {PUBLISHED_WEIGHTS!r} for timm's published weights")
+
+    @property
+    def weights(self) -> str | None:
+        """Where the run's starting weights come from (--init-from or --pretrained), or None."""
+        return self.init_from if self.init_from is not None else self.pretrained
+
+    def init_architecture(self) -> dict[str, Any]:
+        """The architecture (name and options) of the model ``init_from`` names; a ModelFileError or
+        ConfigError if it names no saved model, or one trainval cannot rebuild by name."""
+        assert self.init_from is not None
+        folder = saved_model_folder(self.init_from)
+        architecture = saving.read_spec(folder).get("architecture")
+        if not architecture:
+            raise ConfigError(f"--init-from {self.init_from} holds a custom module's weights, which trainval train "
+                              "cannot rebuild by name; fine-tune it in Python: trainval.load_model(path, module=...)")
+        return architecture
 
     @property
     def watched_metric(self) -> str:
@@ -197,8 +241,11 @@ class TrainConfig:
         dataset = self.dataset
         if isinstance(dataset, str) and dataset.startswith(datasets.FOLDER_PREFIX):
             dataset = datasets.FOLDER_PREFIX + _absolute(dataset[len(datasets.FOLDER_PREFIX):])
-        data_dir = _absolute(self.data_dir) if isinstance(self.data_dir, str) else self.data_dir
-        return replace(self, dataset=dataset, data_dir=data_dir)
+        data_dir, init_from, pretrained = (_absolute(path) if isinstance(path, str) else path
+                                           for path in (self.data_dir, self.init_from, self.pretrained))
+        if self.pretrained == PUBLISHED_WEIGHTS:
+            pretrained = self.pretrained
+        return replace(self, dataset=dataset, data_dir=data_dir, init_from=init_from, pretrained=pretrained)
 
     def find_dataset(self) -> datasets.Dataset:
         """The data set this config names, with its folder options."""
@@ -206,13 +253,18 @@ class TrainConfig:
 
     def resolve_preset(self, train_samples: int | None = None) -> Preset:
         """The preset with this config's overrides applied, fitted to the data set (no mirroring where it
-        changes classes). With no preset named, a named model brings its own recipe (``seed-cnn``:
-        the tutorial's) and otherwise the ``94`` preset runs. Given the number of ``train_samples``,
-        a batch larger than that becomes the whole training set (its learning rate scaled to it)."""
+        changes classes). With no preset named, a model started from pretrained weights fine-tunes
+        (``finetune``), a named model brings its own recipe (``seed-cnn``: the tutorial's) and
+        otherwise the ``94`` preset runs. ``init_from`` brings its architecture unless ``model`` is
+        given. Given the number of ``train_samples``, a batch larger than that becomes the whole
+        training set (its learning rate scaled to it)."""
         if self.preset is None:
-            preset = presets.for_model(self.model)
+            preset = presets.get(presets.FINE_TUNING) if self.weights is not None else presets.for_model(self.model)
         else:
             preset = self.preset if isinstance(self.preset, Preset) else presets.get(self.preset)
+        if self.init_from is not None and self.model is None:
+            architecture = self.init_architecture()
+            preset = replace(preset, model=architecture["name"], model_options=architecture.get("options", {}))
         preset = preset.with_overrides(self.model, self.epochs, self.batch_size, self.learning_rate)
         if train_samples is not None and preset.batch_size > train_samples >= 1:
             return replace(self, batch_size=train_samples).resolve_preset()

@@ -239,12 +239,18 @@ def _run(config: TrainConfig, preset: Preset, data: RunData, folder: RunFolder |
         announce("Note: validating on the test set, as the tutorial does, makes the test accuracy below a "
                  "biased (optimistic) estimate; use --validation holdout for an honest one.")
 
+    # The starting weights are part of the run: once a checkpoint holds its state, they are not read again.
+    resuming = folder is not None and (folder.checkpoints / CHECKPOINT_FILE).exists()
     model = preset.build_model(data.dataset.num_classes, x_train.shape[1:], seed=config.seed,
                                class_names=data.dataset.class_names, precision=config.precision,
-                               sync_batchnorm=config.sync_bn, compile=config.compile)
+                               sync_batchnorm=config.sync_bn, compile=config.compile, weights=None if resuming else config.weights,
+                               pretrained=config.weights is not None)
     announce(f"Preset {preset.name}: {preset.to_dict()}")
     announce(f"Model {preset.model}: {model.count_params():,} parameters on {model.device.type}, "
              f"precision {model.precision}; seed {config.seed}")
+    if config.weights is not None and not resuming:
+        announce(f"Starting from {config.weights}: every tensor but the head's ({', '.join(model.head)}), "
+                 f"which is new for {data.dataset.num_classes} classes")
     if world.grouped:
         low, high = preset.batch_size // world.size, -(-preset.batch_size // world.size)
         processes = f"{world.size} process{'es' * (world.size > 1)}"
@@ -253,7 +259,7 @@ def _run(config: TrainConfig, preset: Preset, data: RunData, folder: RunFolder |
                  f"learning rate {preset.optimizer.learning_rate:g} for the global batch, as in one process; "
                  f"BatchNorm statistics {'synchronised' if config.sync_bn else 'per process'}")
     if folder is not None and world.is_main:
-        if (folder.checkpoints / CHECKPOINT_FILE).exists():
+        if resuming:
             position = peek(folder.checkpoints)
             announce(f"Resuming {folder.path} at epoch {position['epoch'] + 1}, step {position['step']}")
         announce(f"Run folder: {folder.path} (if interrupted: {folder.command_hint()})")

@@ -35,7 +35,7 @@ from trainval.training.losses import CategoricalCrossentropy
 from trainval.training.targets import training_weights
 from trainval.callbacks.nan_guard import TerminateOnNaN
 from trainval.training.loop import EVAL_BATCH_SIZE, LossFunction, Trainer, evaluate_logits, fit_epochs, predict_logits
-from trainval.optimizers import Adam, OptimizerSpec, resolve_optimizer
+from trainval.optimizers import Adam, FineTuning, OptimizerSpec, resolve_optimizer
 from trainval.training.tta import TTA_LEVELS
 from trainval.training.compiled import CompiledModule
 from trainval.training.placement import data_device, seeded_generator
@@ -89,12 +89,14 @@ class Model:
         device: ``"cpu"``, ``"cuda"``, ...; CUDA when present by default.
         architecture: how to rebuild the module by name (set by ``create_model``; needed by ``load_model``).
         default_optimizer: what ``compile`` uses when given no optimizer (Adam when None).
+        head: names of the head's tensors (the classifier's), which a model built from pretrained weights
+            gets new and ``compile(fine_tuning=...)`` trains first (set by ``create_model``).
     """
 
     def __init__(self, module: nn.Module, *, num_classes: int | None = None,
                  input_shape: tuple[int, int, int] | None = None, class_names: Sequence[str] | None = None,
                  device: str | torch.device | None = None, architecture: dict[str, Any] | None = None,
-                 default_optimizer: OptimizerSpec | None = None) -> None:
+                 default_optimizer: OptimizerSpec | None = None, head: Sequence[str] = ()) -> None:
         if not isinstance(module, nn.Module):
             raise ConfigError(f"Model wraps a torch.nn.Module; got {type(module).__name__}")
         self.device = resolve_device(device)
@@ -104,6 +106,7 @@ class Model:
         self.class_names = _checked_class_names(class_names, num_classes)
         self.architecture = architecture
         self.default_optimizer = default_optimizer or Adam()
+        self.head = tuple(head)
         self.stop_training = False
         self.history: History | None = None
         self.augmentation: Augmentation | None = None
@@ -118,7 +121,8 @@ class Model:
                 loss: str | LossFunction = "categorical_crossentropy",
                 metrics: Sequence[str] | None = ("accuracy",), precision: str = "auto",
                 augmentation: Augmentation | None = None, tta: int = 0, sync_batchnorm: bool = False,
-                compile: bool = False, data_on_device: bool | None = None) -> None:
+                compile: bool = False, data_on_device: bool | None = None,
+                fine_tuning: FineTuning | None = None) -> None:
         """Choose the optimiser, loss, precision and augmentation; optional (``fit`` compiles with defaults).
 
         ``optimizer`` is a name (``"sgd"``, ``"adam"``), a spec such as
@@ -135,6 +139,8 @@ class Model:
         ``data_on_device``: keep the data of ``fit``, ``evaluate`` and ``predict`` on the device, shuffled,
         gathered and augmented there (True), or on the host (False); None: the device on a CUDA GPU with
         room for it (its CUDA generator draws differently from the CPU's: :mod:`trainval.training.placement`).
+        ``fine_tuning``: for a model built on pretrained weights (``create_model(..., weights=...)``),
+        how its new head and its body share the learning rate (``trainval.optimizers.FineTuning``).
         """
         unknown = [m for m in (metrics or ()) if m not in _METRIC_NAMES]
         if unknown:
@@ -148,6 +154,14 @@ class Model:
                               f"{compile!r} and {data_on_device!r}")
         torch_optimizer, spec = resolve_optimizer(optimizer or self.default_optimizer, self.module)
         tune_backends(self.device)
+        if fine_tuning is not None:
+            if not isinstance(fine_tuning, FineTuning):
+                raise ConfigError("fine_tuning must be a trainval.optimizers.FineTuning; got "
+                                  f"{type(fine_tuning).__name__}")
+            if spec is None:
+                raise ConfigError("fine_tuning sets the learning rates an optimizer spec schedules; pass a "
+                                  "trainval.optimizers spec, not a ready-made torch optimizer")
+            fine_tuning.split_groups(torch_optimizer, self.module, self.head)
         self._trainer = Trainer(self.module, torch_optimizer, spec, _resolve_loss(loss), self.device,
                                 resolve_precision(precision, self.device), tta=tta,
                                 forward=CompiledModule(self.module) if compile else None)

@@ -21,7 +21,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from trainval.checks import require_int
-from trainval import models, saving
+from trainval import models, saving, transfer
 from trainval.errors import ConfigError, ModelFileError
 from trainval.model import Model
 from trainval.runs.run_folder import RunFolder
@@ -60,16 +60,26 @@ def describe_model(name: str, num_classes: int = 10, input_shape: Sequence[int] 
 
 def create_model(name: str, num_classes: int = 10, input_shape: Sequence[int] = (32, 32, 3), *,
                  seed: int | None = None, class_names: Sequence[str] | None = None,
-                 device: str | torch.device | None = None, **options: Any) -> Model:
-    """Build a registered architecture, freshly initialised, wrapped in a :class:`Model`.
+                 device: str | torch.device | None = None, weights: str | os.PathLike[str] | None = None,
+                 **options: Any) -> Model:
+    """Build a registered architecture (or ``timm:NAME``, with the timm extra) wrapped in a :class:`Model`.
 
     ``input_shape`` is (height, width, channels), as in Keras. ``seed`` makes the initial weights
     reproducible without touching torch's global random state. ``options`` go to the
     architecture's builder.
 
+    ``weights`` starts the network from other weights, with a new head for ``num_classes``: a model
+    trainval saved (a run folder or a ``Model.save`` folder), a weights file (``.safetensors``, or a
+    state dict or timm checkpoint saved with ``torch.save``, read with ``weights_only=True``), or
+    ``"timm"`` for timm's published pretrained weights of a ``timm:NAME`` model (a download).
+    Every tensor but the head's is loaded, by name and shape; one that does not fit is a
+    ModelFileError that lists them. A fastnet keeps the pretrained one's input normalisation and
+    whitening stem (they are not fitted to the new data again).
+
     >>> model = trainval.create_model("seed-cnn", seed=0)
     >>> model.count_params()
     1250858
+    >>> model = trainval.create_model("fastnet", num_classes=2, weights="runs/pretrain")  # doctest: +SKIP
     """
     entry = models.get_entry(name)
     try:
@@ -84,14 +94,41 @@ def create_model(name: str, num_classes: int = 10, input_shape: Sequence[int] = 
     input_shape = tuple(int(size) for size in input_shape)
     if len(input_shape) != 3 or min(input_shape) < 1:
         raise ConfigError(f"input_shape must be (height, width, channels); got {input_shape}")
+    source = None if weights is None else _weight_source(weights, entry, input_shape, options)
+    rebuild = functools.partial(entry.build, input_shape=input_shape, **options)
     if seed is None:
-        module = entry.build(num_classes=num_classes, input_shape=input_shape, **options)
+        module = rebuild(num_classes=num_classes)
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            module = entry.build(num_classes=num_classes, input_shape=input_shape, **options)
+            module = rebuild(num_classes=num_classes)
+    head = transfer.head_names(module, lambda classes: rebuild(num_classes=classes), num_classes)
+    if source is not None:
+        described = f"{name}{f' with {options}' if options else ''}"
+        transfer.load_body(module, source, head, described, channels=input_shape[2])
     return Model(module, num_classes=num_classes, input_shape=input_shape, class_names=class_names, device=device,
-                 architecture={"name": name, "options": options}, default_optimizer=entry.default_optimizer)
+                 architecture={"name": name, "options": options}, default_optimizer=entry.default_optimizer,
+                 head=head)
+
+
+PUBLISHED_WEIGHTS = "timm"  # create_model(weights=...) value for the weights an architecture's library publishes
+
+
+def _weight_source(weights: str | os.PathLike[str], entry: models.ModelEntry, input_shape: tuple[int, ...],
+                   options: dict[str, Any]) -> transfer.WeightSource:
+    """Where ``create_model(weights=...)`` takes its tensors from."""
+    if weights == PUBLISHED_WEIGHTS:
+        if entry.published_weights is None:
+            raise ConfigError(f"weights {PUBLISHED_WEIGHTS!r} are timm's published pretrained weights, which only "
+                              f"timm:NAME models have, not {entry.name}; pass a weights file or a trained model")
+        return transfer.WeightSource(entry.published_weights(input_shape, **options),
+                                     f"timm's pretrained {entry.name}", channels=input_shape[2])
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ConfigError(f"weights must be a path (a run folder, a saved model, a weights file) or "
+                          f"{PUBLISHED_WEIGHTS!r}; got {weights!r}")
+    if Path(weights).is_dir():
+        return transfer.saved_model_source(saved_model_folder(weights))
+    return transfer.read_weight_file(weights)
 
 
 def load_model(path: str | os.PathLike[str], module: nn.Module | None = None,

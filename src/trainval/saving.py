@@ -97,9 +97,9 @@ def _spec_problem(spec: dict[str, Any]) -> str | None:
         if not (isinstance(architecture, dict) and isinstance(architecture.get("name"), str)
                 and isinstance(architecture.get("options", {}), dict)):
             return "has an invalid architecture entry"
-        if architecture["name"] not in models.registered_names():
+        if not models.is_known(architecture["name"]):
             return (f"names the architecture {architecture['name']!r}, which this trainval does not know (it knows "
-                    f"{', '.join(models.registered_names())})")
+                    f"{', '.join(models.registered_names() + [p + 'NAME' for p in models.family_prefixes()])})")
     num_classes, input_shape, names = spec.get("num_classes"), spec.get("input_shape"), spec.get("class_names")
     if not _is_int_between(num_classes, 2, MAX_CLASSES) and not (num_classes is None and architecture is None):
         return f"has num_classes {num_classes!r}; it must be a whole number from 2 to {MAX_CLASSES:,}"
@@ -184,20 +184,27 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike[str], expected
     ``expected_sha256`` (from ``model.json``) catches weights that do not belong to the spec.
     """
     weights_file = Path(path) / WEIGHTS_FILE
-    weight_shapes(path)  # a regular file whose size its header accounts for: safe to read whole
-    try:
-        data = weights_file.read_bytes()
-        if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
-            raise ModelFileError(f"{weights_file} is not the file {Path(path) / SPEC_FILE} was saved with "
-                                 "(an interrupted save or a damaged file); save the model again")
-        tensors = load_safetensors(data)
-    except FileNotFoundError:
-        raise ModelFileError(f"{weights_file} is missing; save the model again") from None
-    except (OSError, SafetensorError, ValueError) as error:
-        raise ModelFileError(f"{weights_file} is truncated or corrupt ({error}); save the model again") from error
+    tensors = read_weights(path, expected_sha256)
     try:
         module.load_state_dict(tensors, strict=True)
     except RuntimeError as error:
         first_line = str(error).splitlines()[0]
         raise ModelFileError(f"the weights in {weights_file} do not fit this architecture ({first_line}); "
                              "load them into the network they were trained with") from error
+
+
+def read_weights(path: str | os.PathLike[str], expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of ``model.safetensors`` in the saved-model folder ``path``, checked against the
+    ``expected_sha256`` of its ``model.json``; a ModelFileError if the file is missing or damaged."""
+    weights_file = Path(path) / WEIGHTS_FILE
+    weight_shapes(path)  # a regular file whose size its header accounts for: safe to read whole
+    try:
+        data = weights_file.read_bytes()
+        if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
+            raise ModelFileError(f"{weights_file} is not the file {Path(path) / SPEC_FILE} was saved with "
+                                 "(an interrupted save or a damaged file); save the model again")
+        return load_safetensors(data)
+    except FileNotFoundError:
+        raise ModelFileError(f"{weights_file} is missing; save the model again") from None
+    except (OSError, SafetensorError, ValueError) as error:
+        raise ModelFileError(f"{weights_file} is truncated or corrupt ({error}); save the model again") from error

@@ -8,6 +8,8 @@ from trainval import datasets
 from trainval.model_factory import describe_model, list_models
 from trainval.config import DATASET_HELP, TrainConfig
 from trainval.datasets import image_folder
+from trainval.errors import ConfigError
+from trainval.models import timm_models
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -28,6 +30,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     model_list.add_argument("--image-size", type=int, metavar="PIXELS",
                             help="folder data sets: pixels a side (default: "
                                  f"{image_folder.DEFAULT_IMAGE_SIZE})")
+    model_list.add_argument("--timm", metavar="PATTERN",
+                            help="instead, list timm's architectures whose names match PATTERN ('resnet*', '*' for "
+                                 "all), for --model timm:NAME (needs the timm extra: pip install 'trainval[timm]')")
+    model_list.add_argument("--pretrained", action="store_true",
+                            help="with --timm: list the names with published pretrained weights instead "
+                                 "(resnet18.a1_in1k), for --model timm:NAME --pretrained timm")
     model_list.set_defaults(handler=_models)
 
 
@@ -48,6 +56,10 @@ def _datasets(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
+    if args.timm is not None:
+        return _timm_models(args.timm, args.pretrained)
+    if args.pretrained:
+        raise ConfigError("--pretrained lists timm's pretrained weights: give it with --timm PATTERN")
     dataset = datasets.get(args.dataset, image_size=args.image_size)
     if args.dataset.startswith(datasets.FOLDER_PREFIX):
         folder = image_folder.ImageFolder.scan(args.dataset[len(datasets.FOLDER_PREFIX):], args.image_size)
@@ -61,4 +73,13 @@ def _models(args: argparse.Namespace) -> int:
         described = describe_model(name, dataset.num_classes, shape)
         print(f"{name:<10} {described.parameters:>11,} {described.flops_per_image / 1e6:>13,.1f}  "
               f"{described.description}")
+    return 0
+
+
+def _timm_models(pattern: str, pretrained: bool) -> int:
+    names = timm_models.list_names(pattern, pretrained)
+    what = "with published pretrained weights" if pretrained else "architectures"
+    print(f"timm {what} matching {pattern!r}: {len(names)} (use as --model {timm_models.PREFIX}NAME)")
+    for name in names:
+        print(f"{timm_models.PREFIX}{name}")
     return 0

@@ -1,6 +1,16 @@
-"""Model architectures, found by name through a registry; importing this registers the built-ins."""
+"""Model architectures, found by name through a registry; importing this registers the built-ins and
+the ``timm:NAME`` family (timm itself is imported only when one is built)."""
 
-from trainval.models import fastnet, resnet, seed_cnn  # noqa: F401  (registers "fastnet", "resnet18", "seed-cnn")
-from trainval.models.registry import ModelEntry, get_entry, register_model, registered_names
+from trainval.models import fastnet, resnet, seed_cnn, timm_models  # noqa: F401  (registers the architectures)
+from trainval.models.registry import (
+    ModelEntry,
+    family_prefixes,
+    get_entry,
+    is_known,
+    register_family,
+    register_model,
+    registered_names,
+)
 
-__all__ = ["ModelEntry", "get_entry", "register_model", "registered_names"]
+__all__ = ["ModelEntry", "family_prefixes", "get_entry", "is_known", "register_family", "register_model",
+           "registered_names"]

@@ -4,7 +4,8 @@ A spec is plain configuration (a frozen dataclass) that builds its torch optimis
 when a model is compiled: ``model.compile(optimizer=trainval.optimizers.SGD(learning_rate=0.01))``.
 """
 
+from trainval.optimizers.fine_tuning import FineTuning
 from trainval.optimizers.schedules import WarmupLinearDecay
 from trainval.optimizers.specs import SGD, Adam, OptimizerSpec, resolve_optimizer
 
-__all__ = ["Adam", "OptimizerSpec", "SGD", "WarmupLinearDecay", "resolve_optimizer"]
+__all__ = ["Adam", "FineTuning", "OptimizerSpec", "SGD", "WarmupLinearDecay", "resolve_optimizer"]

@@ -14,6 +14,7 @@ from trainval.errors import ConfigError
 from trainval.callbacks.base import Callback
 from trainval.optimizers import OptimizerSpec
 from trainval.training.compiled import compile_timing
+from trainval.optimizers.fine_tuning import group_learning_rate
 from trainval.training.precision import autocast
 from trainval.training.running_averages import RunningAverages
 from trainval.training.targets import BatchTargets, LossFunction
@@ -76,7 +77,7 @@ class Trainer:
             return
         factor = self.lr_scale * self.spec.lr_multiplier(self.step, total_steps)
         for group in self.optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * factor
+            group["lr"] = group_learning_rate(group, factor, self.step, total_steps)
 
     def state_dict(self) -> dict[str, Any]:
         """The optimiser's state and the update count: what continuing the same updates needs."""

@@ -31,7 +31,7 @@ from trainval.training.callbacks import Callback
 from trainval.training.losses import CategoricalCrossentropy
 from trainval.training.optimizers import SGD, Adam
 from trainval.training.schedules import WarmupLinearDecay
-from trainval.training.tta import tta_logits
+from trainval.training.tta import least_confident, tta_logits
 from cifar_files import write_cifar10_folder
 from tiny_data import TinyNet, tiny_images
 
@@ -517,6 +517,40 @@ def test_tta_flip_level_changes_nothing_for_a_mirror_invariant_module():
     x = torch.randn(4, 3, 8, 8)
     with torch.no_grad():
         assert torch.allclose(tta_logits(module, x, 1), tta_logits(module, x, 0), atol=1e-6)
+
+
+def test_least_confident_picks_the_rows_with_the_lowest_top_probability_rounding_up():
+    logits = torch.tensor([[4.0, 0.0], [0.1, 0.0], [0.0, 2.0], [0.0, 0.0], [3.0, 3.5]])
+    assert least_confident(logits, 0.4).tolist() == [3, 1]
+    assert least_confident(logits, 0.5).tolist() == [3, 1, 4]  # 2.5 images round up to 3
+    assert least_confident(logits, 1.0).tolist() == [3, 1, 4, 2, 0]
+
+
+@pytest.mark.parametrize("batch_size", [3, 16])
+def test_selective_tta_gives_the_views_to_the_least_confident_images_only(batch_size):
+    x, y = tiny_images(count=16, size=8)
+    torch.manual_seed(0)
+    model = Model(SmallConvNet(), num_classes=5, device="cpu")
+    model.compile(precision="fp32", tta=2)
+    full = torch.from_numpy(model.predict(x, batch_size=batch_size))
+    model.compile(precision="fp32", tta=0)
+    plain = torch.from_numpy(model.predict(x, batch_size=batch_size))
+    model.compile(precision="fp32", tta=2, tta_fraction=0.25)
+    selective = torch.from_numpy(model.predict(x, batch_size=batch_size))
+    unsure = set(least_confident(torch.log(plain), 0.25).tolist())
+    assert len(unsure) == 4
+    for row in range(16):
+        expected = full[row] if row in unsure else plain[row]
+        assert torch.allclose(selective[row], expected, atol=1e-6), row
+    assert not torch.allclose(full, plain, atol=1e-4)  # the views change these predictions
+    assert model.evaluate(x, y, batch_size=batch_size, verbose=0)[1] == pytest.approx(
+        float((selective.argmax(1) == torch.from_numpy(y)).double().mean()))
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5, True])
+def test_a_tta_fraction_outside_zero_to_one_is_refused(fraction):
+    with pytest.raises(ConfigError, match="tta_fraction must be a share of the images"):
+        Model(SmallConvNet(), num_classes=5, device="cpu").compile(tta=2, tta_fraction=fraction)
 
 
 # -- loss ----------------------------------------------------------------------------------------------

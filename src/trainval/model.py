@@ -34,7 +34,7 @@ from trainval.training.nan_guard import TerminateOnNaN
 from trainval.training.loop import (LossFunction, RunningAverages, Trainer, evaluate_logits, predict_logits,
                                    train_one_epoch)
 from trainval.training.optimizers import Adam, OptimizerSpec, resolve_optimizer
-from trainval.training.tta import TTA_LEVELS
+from trainval.training.tta import TTA_LEVELS, check_fraction
 from trainval.training.precision import resolve_device, resolve_precision
 from trainval.training.progress import ProgressLogger, format_metrics, format_timing, resolve_verbose
 
@@ -102,7 +102,8 @@ class Model:
     def compile(self, optimizer: str | OptimizerSpec | torch.optim.Optimizer | None = None,
                 loss: str | LossFunction = "categorical_crossentropy",
                 metrics: Sequence[str] | None = ("accuracy",), precision: str = "auto",
-                augmentation: Augmentation | None = None, tta: int = 0, sync_batchnorm: bool = False) -> None:
+                augmentation: Augmentation | None = None, tta: int = 0, sync_batchnorm: bool = False,
+                tta_fraction: float = 1.0) -> None:
         """Choose the optimiser, loss, precision and augmentation; optional (``fit`` compiles with defaults).
 
         ``optimizer`` is a name (``"sgd"``, ``"adam"``), a spec such as
@@ -112,7 +113,8 @@ class Model:
         ``trainval.losses.CategoricalCrossentropy(label_smoothing=0.2)``. Accuracy is always
         reported as ``acc``. ``precision``: ``"auto"`` (bf16 where the hardware runs it natively),
         ``"bf16"`` or ``"fp32"``. ``augmentation`` applies to training batches only; ``tta``
-        (0, 1 or 2) averages flipped and shifted views in ``evaluate`` and ``predict``.
+        (0, 1 or 2) averages flipped and shifted views in ``evaluate`` and ``predict``, for the
+        ``tta_fraction`` of the images the model is least sure of (1: all of them).
         ``sync_batchnorm``: in data-parallel training (torchrun, CUDA), compute BatchNorm statistics
         over the global batch instead of each process's share.
         """
@@ -125,7 +127,8 @@ class Model:
             raise ConfigError(f"augmentation must be a trainval Augmentation; got {type(augmentation).__name__}")
         torch_optimizer, spec = resolve_optimizer(optimizer or self.default_optimizer, self.module)
         self._trainer = Trainer(self.module, torch_optimizer, spec, _resolve_loss(loss), self.device,
-                                resolve_precision(precision, self.device), tta=tta)
+                                resolve_precision(precision, self.device), tta=tta,
+                                tta_fraction=check_fraction(tta_fraction))
         self.augmentation = augmentation
         self.sync_batchnorm = sync_batchnorm
 
@@ -143,6 +146,11 @@ class Model:
     def tta(self) -> int:
         """The test-time augmentation level ``evaluate`` and ``predict`` use (0: none)."""
         return self._compiled().tta
+
+    @property
+    def tta_fraction(self) -> float:
+        """The share of images, the least confident, that get the TTA views (1: all)."""
+        return self._compiled().tta_fraction
 
     @property
     def loss(self) -> LossFunction:
@@ -317,7 +325,8 @@ class Model:
             yield generator
 
     def _logits(self, images: torch.Tensor, batch_size: int, tta: int) -> torch.Tensor:
-        return predict_logits(self.module, images, batch_size, self.device, self._compiled().precision, tta)
+        trainer = self._compiled()
+        return predict_logits(self.module, images, batch_size, self.device, trainer.precision, tta, trainer.tta_fraction)
 
     def _score(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, tta: int) -> dict[str, float]:
         return evaluate_logits(self._logits(images, batch_size, tta), labels, self._compiled().loss_fn)

@@ -39,6 +39,7 @@ class Preset:
     augmentation: Augmentation | None = None  # training batches only
     lookahead: bool = False  # average weights every 5 steps (see callbacks())
     tta: int = 0  # test-time augmentation level: 0 none, 1 flip, 2 flip and 1-pixel shifts
+    tta_fraction: float = 1.0  # share of test images, the least confident, that get the TTA views
 
     def with_overrides(self, model: str | None = None, epochs: int | None = None,
                        batch_size: int | None = None, learning_rate: float | None = None) -> Preset:
@@ -71,7 +72,7 @@ class Preset:
                              class_names=class_names, **self.model_options)
         model.compile(optimizer=self.optimizer, loss=CategoricalCrossentropy(self.label_smoothing),
                       precision=precision, augmentation=self.augmentation, tta=self.tta,
-                      sync_batchnorm=sync_batchnorm)
+                      tta_fraction=self.tta_fraction, sync_batchnorm=sync_batchnorm)
         return model
 
     def callbacks(self) -> list[Callback]:

@@ -50,7 +50,7 @@ def evaluation_settings(model: Model) -> dict[str, Any]:
     loss = model.loss
     smoothing = (loss.label_smoothing if isinstance(loss, CategoricalCrossentropy)
                  else 0.0 if loss is torch.nn.functional.cross_entropy else None)
-    return {"tta": model.tta, "label_smoothing": smoothing}
+    return {"tta": model.tta, "tta_fraction": model.tta_fraction, "label_smoothing": smoothing}
 
 
 def weight_tensors(model: Model) -> dict[str, torch.Tensor]:
@@ -104,6 +104,7 @@ def read_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelFileError(f"{spec_file} has an invalid architecture entry; save the model again")
     settings = spec.get("evaluation", {})
     if not (isinstance(settings, dict) and settings.get("tta", 0) in TTA_LEVELS
+            and isinstance(settings.get("tta_fraction", 1.0), (float, int)) and 0 < settings.get("tta_fraction", 1.0) <= 1
             and isinstance(settings.get("label_smoothing", 0.0), (float, int, type(None)))):
         raise ModelFileError(f"{spec_file} has an invalid evaluation entry; save the model again")
     return spec

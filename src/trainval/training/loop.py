@@ -15,7 +15,7 @@ from trainval.training.callbacks import Callback
 from trainval.training.data_parallel import reduce_sums
 from trainval.training.optimizers import OptimizerSpec
 from trainval.training.precision import autocast
-from trainval.training.tta import tta_logits
+from trainval.training.tta import selective_logits, tta_logits
 
 if TYPE_CHECKING:
     from trainval.training.data_parallel import DataParallel
@@ -35,6 +35,7 @@ class Trainer:
     device: torch.device
     precision: str
     tta: int = 0  # test-time augmentation level used by evaluate and predict (see tta_logits)
+    tta_fraction: float = 1.0  # share of the images, the least confident, that get the TTA views
     step: int = 0  # updates done so far, across fit calls
     lr_scale: float = 1.0  # set through ``learning_rate`` (e.g. by LearningRateScheduler), on top of the schedule
 
@@ -172,14 +173,20 @@ def train_one_epoch(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor
 
 @torch.no_grad()
 def predict_logits(module: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device,
-                   precision: str, tta: int = 0) -> torch.Tensor:
-    """Logits (float32, on the device) for every image, in order, in eval mode, averaged over TTA views."""
+                   precision: str, tta: int = 0, tta_fraction: float = 1.0) -> torch.Tensor:
+    """Logits (float32, on the device) for every image, in order, in eval mode, averaged over TTA views
+    (for the least confident ``tta_fraction`` of the images; see :func:`selective_logits`)."""
     module.eval()
-    outputs = []
-    for window in evaluation_slices(len(images), batch_size):
-        with autocast(precision, device):
-            outputs.append(tta_logits(module, to_model_input(images[window], device), tta).float())
-    return torch.cat(outputs)
+
+    def score(indices: torch.Tensor | None, level: int) -> torch.Tensor:
+        subset = images if indices is None else images[indices.cpu()]
+        outputs = []
+        for window in evaluation_slices(len(subset), batch_size):
+            with autocast(precision, device):
+                outputs.append(tta_logits(module, to_model_input(subset[window], device), level).float())
+        return torch.cat(outputs)
+
+    return selective_logits(score, tta, tta_fraction)
 
 
 def evaluate_logits(logits: torch.Tensor, labels: torch.Tensor, loss_fn: LossFunction) -> dict[str, float]:

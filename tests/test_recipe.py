@@ -22,7 +22,7 @@ import trainval
 from trainval import presets
 from trainval.cli import main
 from trainval.data import augment as augment_module
-from trainval.data.augment import Augmentation, flip_where, translate
+from trainval.data.augment import Augmentation, flip_where, random_crop, translate
 from trainval.errors import ConfigError
 from trainval.model import Model
 from trainval.models.fastnet import FastNet, PatchWhitening
@@ -328,8 +328,33 @@ def test_augmented_batch_keeps_images_in_the_order_of_their_indices(flip):
         assert torch.equal(out, indices.to(torch.uint8)[:, None, None, None].expand_as(out))
 
 
-@pytest.mark.parametrize("kwargs", [{"flip": "sometimes"}, {"flip": "horizontal"}, {"translate": -1}])
-def test_augmentation_refuses_unknown_flip_modes_and_negative_shifts(kwargs):
+def test_every_random_crop_is_a_window_of_its_image_and_every_position_occurs():
+    count, size = 200, 3
+    images = torch.rand(count, 3, 5, 4)
+    crops = random_crop(images, size, torch.Generator().manual_seed(2))
+    assert crops.shape == (count, 3, size, size)
+    seen = set()
+    for i in range(count):
+        matches = [(dy, dx) for dy in range(5 - size + 1) for dx in range(4 - size + 1)
+                   if torch.equal(images[i, :, dy:dy + size, dx:dx + size], crops[i])]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) == 3 * 2
+    with pytest.raises(ConfigError, match="cannot crop 5x4 images to 5x5"):
+        random_crop(images, 5, torch.Generator())
+
+
+def test_progressive_resizing_crops_only_the_first_crop_epochs():
+    images = torch.randint(0, 256, (6, 3, 10, 10), dtype=torch.uint8)
+    bound = Augmentation(flip="none", translate=1, crop=6, crop_epochs=2).bind(6, torch.Generator().manual_seed(0))
+    sizes = [tuple(bound(images, torch.arange(6), epoch).shape[2:]) for epoch in range(4)]
+    assert sizes == [(6, 6), (6, 6), (10, 10), (10, 10)]
+
+
+@pytest.mark.parametrize("kwargs", [{"flip": "sometimes"}, {"flip": "horizontal"}, {"translate": -1},
+                                    {"crop": 24}, {"crop_epochs": 2}, {"crop": -24, "crop_epochs": 2},
+                                    {"crop": 24, "crop_epochs": 1.5}])
+def test_augmentation_refuses_unknown_flip_modes_negative_shifts_and_half_set_crops(kwargs):
     with pytest.raises(ConfigError):
         Augmentation(**kwargs)
 

@@ -23,17 +23,27 @@ class Augmentation:
     draws that coin once per image and then mirrors it on every other epoch, so over any two
     epochs each image is seen both ways (fewer epochs for the same accuracy); ``"none"``.
     ``translate``: shift each image by up to this many pixels along each axis, filling the
-    border by reflection.
+    border by reflection. ``crop`` and ``crop_epochs``: progressive resizing; the first
+    ``crop_epochs`` epochs train on a random ``crop`` x ``crop`` window of each (shifted) image,
+    which costs a network whose work grows with the pixel count proportionally less; later
+    epochs see whole images, as the test does.
     """
 
     flip: str = "alternating"
     translate: int = 2  # pixels, each axis, uniform in [-translate, translate]
+    crop: int = 0  # pixels a side of the early epochs' random windows; 0: whole images throughout
+    crop_epochs: int = 0  # how many of the first epochs train on crops
 
     def __post_init__(self) -> None:
         if self.flip not in FLIP_MODES:
             raise ConfigError(f"flip must be one of {', '.join(FLIP_MODES)}; got {self.flip!r}")
-        if isinstance(self.translate, bool) or not isinstance(self.translate, int) or self.translate < 0:
-            raise ConfigError(f"translate must be a whole number of pixels >= 0; got {self.translate!r}")
+        for name in ("translate", "crop", "crop_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be a whole number >= 0; got {value!r}")
+        if (self.crop == 0) != (self.crop_epochs == 0):
+            raise ConfigError(f"crop and crop_epochs go together (both 0: no crops); got crop={self.crop}, "
+                              f"crop_epochs={self.crop_epochs}")
 
     def bind(self, num_samples: int, generator: torch.Generator) -> BoundAugmentation:
         """Draw the per-image state (the alternating flip's first coin) for a data set of ``num_samples``."""
@@ -57,6 +67,8 @@ class BoundAugmentation:
             images = flip_where(images, torch.rand(len(images), generator=self.generator) < 0.5)
         if self.spec.translate:
             images = translate(images, self.spec.translate, self.generator)
+        if epoch < self.spec.crop_epochs:
+            images = random_crop(images, self.spec.crop, self.generator)
         return images
 
 
@@ -71,14 +83,28 @@ def translate(images: torch.Tensor, pixels: int, generator: torch.Generator) -> 
     if pixels >= min(height, width):
         raise ConfigError(f"cannot translate {height}x{width} images by {pixels} pixels; use fewer than "
                           f"{min(height, width)}")
-    padded = reflect_pad(images, pixels)
     offsets = torch.randint(0, 2 * pixels + 1, (2, count), generator=generator)
-    rows = (offsets[0][:, None] + torch.arange(height))[:, :, None]  # (N, H, 1)
-    cols = (offsets[1][:, None] + torch.arange(width))[:, None, :]  # (N, 1, W)
-    batch = torch.arange(count)[:, None, None]
+    return _windows(reflect_pad(images, pixels), height, width, offsets[0], offsets[1])
+
+
+def random_crop(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """A random ``size`` x ``size`` window of each image, each at its own uniformly drawn position."""
+    height, width = images.shape[2:]
+    if size > min(height, width):
+        raise ConfigError(f"cannot crop {height}x{width} images to {size}x{size}; use a crop of at most "
+                          f"{min(height, width)} pixels")
+    rows = torch.randint(0, height - size + 1, (len(images),), generator=generator)
+    cols = torch.randint(0, width - size + 1, (len(images),), generator=generator)
+    return _windows(images, size, size, rows, cols)
+
+
+def _windows(images: torch.Tensor, height: int, width: int, top: torch.Tensor, left: torch.Tensor) -> torch.Tensor:
+    """The ``height`` x ``width`` window of each image whose top-left corner is at (``top``, ``left``)."""
+    rows = (top[:, None] + torch.arange(height))[:, :, None]  # (N, H, 1)
+    cols = (left[:, None] + torch.arange(width))[:, None, :]  # (N, 1, W)
+    batch = torch.arange(len(images))[:, None, None]
     # Advanced indexing on (N, H, W, C) gathers every image's window at once.
-    shifted = padded.permute(0, 2, 3, 1)[batch, rows, cols]
-    return shifted.permute(0, 3, 1, 2)
+    return images.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
 
 
 def reflect_pad(images: torch.Tensor, pixels: int) -> torch.Tensor:

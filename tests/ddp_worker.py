@@ -76,13 +76,15 @@ def main() -> None:
     parser.add_argument("--backup")
     parser.add_argument("--crash-at", type=int)
     parser.add_argument("--crash-rank", type=int, help="crash on this process only (default: on every one)")
+    parser.add_argument("--muon", action="store_true", help="Muon for the conv filters instead of SGD for all")
     args = parser.parse_args()
     world = distributed.setup()
     out = Path(args.out)
     torch.manual_seed(0)
     model = trainval.Model(RecordingNet(args.norm, args.dropout), num_classes=3, input_shape=(8, 8, 3))
-    model.compile(optimizer=trainval.optimizers.SGD(learning_rate=0.1, momentum=0.9), precision="fp32",
-                  loss="sparse_categorical_crossentropy")
+    optimizer = (trainval.optimizers.Muon(learning_rate=0.05, sgd_lr_ratio=2.0) if args.muon
+                 else trainval.optimizers.SGD(learning_rate=0.1, momentum=0.9))
+    model.compile(optimizer=optimizer, precision="fp32", loss="sparse_categorical_crossentropy")
     images, labels = numbered_images(args.samples)
     callbacks: list[Callback] = [MarkEpochs()]
     if args.backup:

@@ -29,7 +29,7 @@ from trainval.models.fastnet import FastNet, PatchWhitening
 from trainval.training.averaging import Lookahead
 from trainval.training.callbacks import Callback
 from trainval.training.losses import CategoricalCrossentropy
-from trainval.training.optimizers import SGD, Adam
+from trainval.training.optimizers import SGD, Adam, Muon
 from trainval.training.schedules import WarmupLinearDecay
 from trainval.training.tta import least_confident, tta_logits
 from cifar_files import write_cifar10_folder
@@ -608,7 +608,7 @@ def _rebuild(values: dict) -> presets.Preset:
     """A Preset made again from ``to_dict()``'s plain values."""
     values = dict(values)
     optimizer = dict(values["optimizer"])
-    spec_type = {"SGD": SGD, "Adam": Adam}[optimizer.pop("type")]
+    spec_type = {"SGD": SGD, "Adam": Adam, "Muon": Muon}[optimizer.pop("type")]
     if optimizer.get("schedule") is not None:
         optimizer["schedule"] = WarmupLinearDecay(**optimizer["schedule"])
     values["optimizer"] = spec_type(**optimizer)

@@ -199,6 +199,14 @@ def test_state_dict_round_trip_continues_exactly():
         assert torch.equal(got, want)
 
 
+def test_a_four_times_larger_batch_doubles_the_filters_rate_and_quadruples_the_others():
+    spec = Muon(learning_rate=0.1, sgd_lr_ratio=5.0)
+    scaled = spec.scaled_to_batch(4.0)
+    assert scaled.learning_rate == pytest.approx(0.2)
+    assert scaled.learning_rate * scaled.sgd_lr_ratio == pytest.approx(4 * 0.1 * 5.0)
+    assert scaled.momentum == spec.momentum and scaled.schedule == spec.schedule
+
+
 def test_muon_is_exposed_as_trainval_optimizers_and_by_name():
     assert trainval.optimizers.Muon is Muon
     optimizer, spec = resolve_optimizer("muon", ConvNet())

@@ -20,7 +20,7 @@ from trainval.registry import Registry
 from trainval.training.averaging import Lookahead
 from trainval.training.callbacks import Callback
 from trainval.training.losses import CategoricalCrossentropy
-from trainval.training.optimizers import SGD, OptimizerSpec
+from trainval.training.optimizers import SGD, Muon, OptimizerSpec
 from trainval.training.schedules import WarmupLinearDecay
 
 
@@ -43,7 +43,8 @@ class Preset:
 
     def with_overrides(self, model: str | None = None, epochs: int | None = None,
                        batch_size: int | None = None, learning_rate: float | None = None) -> Preset:
-        """This preset with another model, length, batch size (learning rate scaled with it) or learning rate."""
+        """This preset with another model, length, batch size (learning rates scaled with it, see the
+        optimiser spec's ``scaled_to_batch``) or learning rate."""
         changed = self
         if model is not None and model != self.model:
             changed = replace(changed, model=model, model_options={})
@@ -52,8 +53,8 @@ class Preset:
         if batch_size is not None and batch_size != self.batch_size:
             if batch_size < 1:
                 raise ConfigError(f"batch-size must be an integer >= 1; got {batch_size}")
-            scaled_lr = self.optimizer.learning_rate * batch_size / self.batch_size
-            changed = replace(changed, batch_size=batch_size, optimizer=replace(self.optimizer, learning_rate=scaled_lr))
+            changed = replace(changed, batch_size=batch_size,
+                              optimizer=self.optimizer.scaled_to_batch(batch_size / self.batch_size))
         if learning_rate is not None:
             changed = replace(changed, optimizer=replace(changed.optimizer, learning_rate=learning_rate))
         return changed
@@ -96,6 +97,20 @@ def speedrun_sgd(batch_size: int, lr_per_1024: float, weight_decay: float, momen
     """
     return SGD(learning_rate=lr_per_1024 * batch_size / 1024, momentum=momentum, nesterov=True,
                weight_decay=weight_decay, norm_lr_scale=norm_lr_scale, schedule=schedule)
+
+
+def speedrun_muon(batch_size: int, learning_rate: float, momentum: float, sgd_lr_per_1024: float,
+                  sgd_weight_decay: float, norm_lr_scale: float = 64.0) -> Muon:
+    """Muon for the convolution filters at ``learning_rate``; the head and BatchNorm shifts as
+    :func:`speedrun_sgd` trains them (Nesterov 0.85, the learning rate per 1024 images scaled to
+    ``batch_size``). No warm-up: the orthogonalised steps have a fixed size from the first update,
+    and every rate falls linearly to 0 at the end.
+    """
+    sgd_learning_rate = sgd_lr_per_1024 * batch_size / 1024
+    return Muon(learning_rate=learning_rate, momentum=momentum, nesterov=True,
+                sgd_lr_ratio=sgd_learning_rate / learning_rate, sgd_momentum=0.85,
+                sgd_weight_decay=sgd_weight_decay, norm_lr_scale=norm_lr_scale,
+                schedule=WarmupLinearDecay(warmup=0.0, start=1.0, end=0.0))
 
 
 _PRESETS: Registry[Preset] = Registry("preset")

@@ -13,12 +13,11 @@ from torch import nn
 import trainval
 from trainval.errors import ConfigError
 from trainval.model import Model
-from trainval.training.callbacks import Callback
 from trainval.training.muon import MuonWithSGD, orthogonalize
 from trainval.training.optimizers import Muon, resolve_optimizer
 from trainval.training.schedules import WarmupLinearDecay
 
-from tiny_data import TinyNet, tiny_images
+from tiny_data import LearningRates, TinyNet, tiny_images
 
 
 def _low_rank_heavy(rows: int, cols: int, seed: int = 0) -> torch.Tensor:
@@ -148,14 +147,6 @@ def test_renormalised_filter_banks_keep_a_norm_near_root_out_channels():
 
 
 def test_the_schedule_sets_every_groups_learning_rate_from_its_own_initial_rate():
-    class LearningRates(Callback):
-        def __init__(self):
-            super().__init__()
-            self.seen = []
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.seen.append([group["lr"] for group in self.model._compiled().optimizer.param_groups])
-
     torch.manual_seed(0)
     model = Model(ConvNet(), num_classes=4, device="cpu")
     schedule = WarmupLinearDecay(warmup=0.0, start=1.0, end=0.0)

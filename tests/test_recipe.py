@@ -33,7 +33,7 @@ from trainval.training.optimizers import SGD, Adam, Muon
 from trainval.training.schedules import WarmupLinearDecay
 from trainval.training.tta import least_confident, tta_logits
 from cifar_files import write_cifar10_folder
-from tiny_data import TinyNet, tiny_images
+from tiny_data import LearningRates, TinyNet, tiny_images
 
 WHITENING_EPS = 5e-4  # documented in fastnet: added to every eigenvalue of the patch covariance
 ACCURACY_LINE = re.compile(r"^Accuracy: \d+\.\d\d% \(95% CI \d+\.\d\d-\d+\.\d\d%, \d+ test images\)$", re.M)
@@ -413,15 +413,6 @@ def test_lr_multiplier_is_keras_decay_times_the_schedule():
 
 
 def test_fit_sets_each_steps_learning_rate_from_the_schedule():
-    class LearningRates(Callback):
-        def __init__(self):
-            super().__init__()
-            self.seen = []
-
-        def on_train_batch_end(self, batch, logs=None):
-            groups = self.model._compiled().optimizer.param_groups
-            self.seen.append((groups[0]["lr"], groups[1]["lr"]))
-
     torch.manual_seed(0)
     model = Model(TinyNet(), device="cpu")
     schedule = WarmupLinearDecay(warmup=0.25, start=0.2, end=0.1)

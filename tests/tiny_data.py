@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
+from trainval.training.callbacks import Callback
+
 
 def tiny_images(count: int = 40, size: int = 12, classes: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """uint8 NHWC images whose class shows in their brightness, so a small net can learn it."""
@@ -26,3 +28,14 @@ class TinyNet(nn.Module):
 
     def forward(self, x):
         return self.head(self.features(x))
+
+
+class LearningRates(Callback):
+    """Records every parameter group's learning rate after each update."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[list[float]] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen.append([group["lr"] for group in self.model._compiled().optimizer.param_groups])

@@ -27,7 +27,6 @@ from trainval.errors import ConfigError
 from trainval.model import Model
 from trainval.models.fastnet import FastNet, PatchWhitening
 from trainval.training.averaging import Lookahead
-from trainval.training.callbacks import Callback
 from trainval.training.losses import CategoricalCrossentropy
 from trainval.training.optimizers import SGD, Adam, Muon
 from trainval.training.schedules import WarmupLinearDecay

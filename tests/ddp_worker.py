@@ -78,13 +78,15 @@ def main() -> None:
     parser.add_argument("--crash-rank", type=int, help="crash on this process only (default: on every one)")
     parser.add_argument("--class-weight", help="'balanced' weighs the loss of each class")
     parser.add_argument("--mix", action="store_true", help="MixUp and CutMix the batches")
+    parser.add_argument("--muon", action="store_true", help="Muon for the conv filters instead of SGD for all")
     args = parser.parse_args()
     world = distributed.setup()
     out = Path(args.out)
     torch.manual_seed(0)
     model = trainval.Model(RecordingNet(args.norm, args.dropout), num_classes=3, input_shape=(8, 8, 3))
-    model.compile(optimizer=trainval.optimizers.SGD(learning_rate=0.1, momentum=0.9), precision="fp32",
-                  loss="sparse_categorical_crossentropy",
+    optimizer = (trainval.optimizers.Muon(learning_rate=0.05, sgd_lr_ratio=2.0) if args.muon
+                 else trainval.optimizers.SGD(learning_rate=0.1, momentum=0.9))
+    model.compile(optimizer=optimizer, precision="fp32", loss="sparse_categorical_crossentropy",
                   augmentation=trainval.Augmentation(flip="none", translate=0, mixup=0.4, cutmix=1.0) if args.mix
                   else None)
     images, labels = numbered_images(args.samples)

@@ -76,6 +76,13 @@ def test_two_processes_reach_the_weights_of_one_with_the_same_global_batch(tmp_p
     assert two[1]["history"] == two[0]["history"]
 
 
+def test_two_processes_with_muon_keep_identical_weights_close_to_one_processes(tmp_path):
+    one = fit_in(1, tmp_path / "one", "--muon")[0]
+    two = fit_in(2, tmp_path / "two", "--muon")
+    assert_same_weights(two[0]["weights"], two[1]["weights"], 0)  # every rank takes the same orthogonalised step
+    assert_same_weights(one["weights"], two[0]["weights"], 1e-5)
+
+
 # 3 processes, 10 images in batches of 4: the last batch of 2 could not give each process one, so it joins the one before.
 @pytest.mark.parametrize("nproc, samples, batch", [(2, 29, 8), (3, 10, 4)])
 def test_every_sample_is_trained_on_exactly_once_per_epoch_across_processes_in_a_new_order(tmp_path, nproc, samples,

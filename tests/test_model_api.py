@@ -177,6 +177,17 @@ def test_save_and_load_give_identical_predictions(tmp_path):
     assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == ["model.json", "model.safetensors"]
 
 
+def test_a_saved_model_keeps_its_selective_tta(tmp_path):
+    x, y = tiny_images()
+    model = trainval.create_model("seed-cnn", num_classes=4, input_shape=(12, 12, 3), seed=0, device="cpu")
+    model.compile(optimizer="sgd", tta=2, tta_fraction=0.25)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, seed=0)
+    model.save(tmp_path / "saved")
+    loaded = trainval.load_model(tmp_path / "saved", device="cpu")
+    assert (loaded.tta, loaded.tta_fraction) == (2, 0.25)
+    assert np.array_equal(loaded.predict(x), model.predict(x))
+
+
 def test_a_custom_module_loads_only_when_given_back(tmp_path):
     x, y = tiny_images()
     model = tiny_model()
@@ -310,7 +321,7 @@ def test_predict_checks_its_verbose_argument():
 
 def test_unknown_model_options_and_negative_seeds_are_config_errors():
     with pytest.raises(ConfigError, match="takes the options widths"):
-        trainval.create_model("fastnet", depth=3)
+        trainval.create_model("fastnet", depth_multiplier=3)
     with pytest.raises(ConfigError, match="seed"):
         trainval.create_model("seed-cnn", seed=-1)
     x, y = tiny_images()

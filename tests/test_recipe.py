@@ -22,18 +22,17 @@ import trainval
 from trainval import presets
 from trainval.cli import main
 from trainval.data import augment as augment_module
-from trainval.data.augment import Augmentation, flip_where, translate
+from trainval.data.augment import Augmentation, cutout, flip_where, random_crop, translate
 from trainval.errors import ConfigError
 from trainval.model import Model
 from trainval.models.fastnet import FastNet, PatchWhitening
 from trainval.callbacks.lookahead import Lookahead
-from trainval.callbacks.base import Callback
 from trainval.training.losses import CategoricalCrossentropy
-from trainval.optimizers import SGD, Adam, FineTuning
+from trainval.optimizers import SGD, Adam, FineTuning, Muon
 from trainval.optimizers.schedules import WarmupLinearDecay
-from trainval.training.tta import tta_logits
+from trainval.training.tta import least_confident, tta_logits
 from cifar_files import write_cifar10_folder
-from tiny_data import TinyNet, tiny_images
+from tiny_data import LearningRates, TinyNet, tiny_images
 
 WHITENING_EPS = 5e-4  # documented in fastnet: added to every eigenvalue of the patch covariance
 ACCURACY_LINE = re.compile(r"^Accuracy: \d+\.\d\d% \(95% CI \d+\.\d\d-\d+\.\d\d%, \d+ test images\)$", re.M)
@@ -329,8 +328,60 @@ def test_augmented_batch_keeps_images_in_the_order_of_their_indices(flip):
         assert torch.equal(out, indices.to(torch.uint8)[:, None, None, None].expand_as(out))
 
 
-@pytest.mark.parametrize("kwargs", [{"flip": "sometimes"}, {"flip": "horizontal"}, {"translate": -1}])
-def test_augmentation_refuses_unknown_flip_modes_and_negative_shifts(kwargs):
+def test_every_random_crop_is_a_window_of_its_image_and_every_position_occurs():
+    count, size = 200, 3
+    images = torch.rand(count, 3, 5, 4)
+    crops = random_crop(images, size, torch.Generator().manual_seed(2))
+    assert crops.shape == (count, 3, size, size)
+    seen = set()
+    for i in range(count):
+        matches = [(dy, dx) for dy in range(5 - size + 1) for dx in range(4 - size + 1)
+                   if torch.equal(images[i, :, dy:dy + size, dx:dx + size], crops[i])]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) == 3 * 2
+    with pytest.raises(ConfigError, match="cannot crop 5x4 images to 5x5"):
+        random_crop(images, 5, torch.Generator())
+
+
+def test_progressive_resizing_crops_only_the_first_crop_epochs():
+    images = torch.randint(0, 256, (6, 3, 10, 10), dtype=torch.uint8)
+    bound = Augmentation(flip="none", translate=1, crop=6, crop_epochs=2).bind(6, torch.Generator().manual_seed(0))
+    sizes = [tuple(bound(images, torch.arange(6), epoch).shape[2:]) for epoch in range(4)]
+    assert sizes == [(6, 6), (6, 6), (10, 10), (10, 10)]
+
+
+def test_cutout_blanks_one_square_per_image_with_the_batch_mean_and_keeps_the_rest():
+    images = torch.randint(0, 250, (300, 3, 9, 9), dtype=torch.uint8)
+    out = cutout(images, 4, torch.Generator().manual_seed(3))
+    mean = images.float().mean(dim=(0, 2, 3)).to(torch.uint8)
+    changed = (out != images).any(dim=1)  # (N, H, W)
+    areas = set()
+    for i in range(len(images)):
+        blank = (out[i] == mean[:, None, None]).all(dim=0)
+        assert changed[i].logical_and(~blank).sum() == 0  # only blanked pixels differ
+        box = blank.nonzero()
+        if len(box):  # the blank pixels form one axis-aligned rectangle of at most 4 x 4
+            height, width = int(box[:, 0].max() - box[:, 0].min() + 1), int(box[:, 1].max() - box[:, 1].min() + 1)
+            assert height <= 4 and width <= 4 and blank.sum() >= height * width - 2
+            areas.add((height, width))
+    assert (4, 4) in areas and any(h < 4 or w < 4 for h, w in areas)  # whole squares inside, cut ones at edges
+    assert torch.equal(cutout(images, 4, torch.Generator().manual_seed(3)), out)  # seeded
+
+
+def test_fastnet_depth_three_adds_a_residual_conv_per_group_and_refuses_other_depths():
+    shallow = trainval.create_model("fastnet", num_classes=10, input_shape=(32, 32, 3), widths=(16, 32, 32))
+    deep = trainval.create_model("fastnet", num_classes=10, input_shape=(32, 32, 3), widths=(16, 32, 32), depth=3)
+    assert deep.count_params() - shallow.count_params() == sum(w * w * 9 + 2 * w for w in (16, 32, 32))
+    assert deep.predict(np.zeros((2, 32, 32, 3), dtype=np.uint8)).shape == (2, 10)
+    with pytest.raises(ConfigError, match="depth"):
+        trainval.create_model("fastnet", num_classes=10, input_shape=(32, 32, 3), depth=4)
+
+
+@pytest.mark.parametrize("kwargs", [{"flip": "sometimes"}, {"flip": "horizontal"}, {"translate": -1},
+                                    {"crop": 24}, {"crop_epochs": 2}, {"crop": -24, "crop_epochs": 2},
+                                    {"crop": 24, "crop_epochs": 1.5}, {"cutout": -1}, {"cutout": 2.5}])
+def test_augmentation_refuses_unknown_flip_modes_negative_shifts_and_half_set_crops(kwargs):
     with pytest.raises(ConfigError):
         Augmentation(**kwargs)
 
@@ -389,15 +440,6 @@ def test_lr_multiplier_is_keras_decay_times_the_schedule():
 
 
 def test_fit_sets_each_steps_learning_rate_from_the_schedule():
-    class LearningRates(Callback):
-        def __init__(self):
-            super().__init__()
-            self.seen = []
-
-        def on_train_batch_end(self, batch, logs=None):
-            groups = self.model._compiled().optimizer.param_groups
-            self.seen.append((groups[0]["lr"], groups[1]["lr"]))
-
     torch.manual_seed(0)
     model = Model(TinyNet(), device="cpu")
     schedule = WarmupLinearDecay(warmup=0.25, start=0.2, end=0.1)
@@ -520,6 +562,40 @@ def test_tta_flip_level_changes_nothing_for_a_mirror_invariant_module():
         assert torch.allclose(tta_logits(module, x, 1), tta_logits(module, x, 0), atol=1e-6)
 
 
+def test_least_confident_picks_the_rows_with_the_lowest_top_probability_rounding_up():
+    logits = torch.tensor([[4.0, 0.0], [0.1, 0.0], [0.0, 2.0], [0.0, 0.0], [3.0, 3.5]])
+    assert least_confident(logits, 0.4).tolist() == [3, 1]
+    assert least_confident(logits, 0.5).tolist() == [3, 1, 4]  # 2.5 images round up to 3
+    assert least_confident(logits, 1.0).tolist() == [3, 1, 4, 2, 0]
+
+
+@pytest.mark.parametrize("batch_size", [3, 16])
+def test_selective_tta_gives_the_views_to_the_least_confident_images_only(batch_size):
+    x, y = tiny_images(count=16, size=8)
+    torch.manual_seed(0)
+    model = Model(SmallConvNet(), num_classes=5, device="cpu")
+    model.compile(precision="fp32", tta=2)
+    full = torch.from_numpy(model.predict(x, batch_size=batch_size))
+    model.compile(precision="fp32", tta=0)
+    plain = torch.from_numpy(model.predict(x, batch_size=batch_size))
+    model.compile(precision="fp32", tta=2, tta_fraction=0.25)
+    selective = torch.from_numpy(model.predict(x, batch_size=batch_size))
+    unsure = set(least_confident(torch.log(plain), 0.25).tolist())
+    assert len(unsure) == 4
+    for row in range(16):
+        expected = full[row] if row in unsure else plain[row]
+        assert torch.allclose(selective[row], expected, atol=1e-6), row
+    assert not torch.allclose(full, plain, atol=1e-4)  # the views change these predictions
+    assert model.evaluate(x, y, batch_size=batch_size, verbose=0)[1] == pytest.approx(
+        float((selective.argmax(1) == torch.from_numpy(y)).double().mean()))
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5, True])
+def test_a_tta_fraction_outside_zero_to_one_is_refused(fraction):
+    with pytest.raises(ConfigError, match="tta_fraction must be a share of the images"):
+        Model(SmallConvNet(), num_classes=5, device="cpu").compile(tta=2, tta_fraction=fraction)
+
+
 # -- loss ----------------------------------------------------------------------------------------------
 
 def test_label_smoothing_cross_entropy_matches_the_smoothed_target_formula():
@@ -550,7 +626,7 @@ def _rebuild(values: dict) -> presets.Preset:
     """A Preset made again from ``to_dict()``'s plain values."""
     values = dict(values)
     optimizer = dict(values["optimizer"])
-    spec_type = {"SGD": SGD, "Adam": Adam}[optimizer.pop("type")]
+    spec_type = {"SGD": SGD, "Adam": Adam, "Muon": Muon}[optimizer.pop("type")]
     if optimizer.get("schedule") is not None:
         optimizer["schedule"] = WarmupLinearDecay(**optimizer["schedule"])
     values["optimizer"] = spec_type(**optimizer)
@@ -572,17 +648,19 @@ def test_every_preset_round_trips_through_plain_values(name):
 
 
 @pytest.mark.parametrize("name", presets.names())
-def test_doubling_a_presets_batch_size_doubles_only_its_learning_rate(name):
+def test_doubling_a_presets_batch_size_scales_only_its_learning_rates(name):
     preset = presets.get(name)
     doubled = preset.with_overrides(batch_size=2 * preset.batch_size)
     assert doubled.batch_size == 2 * preset.batch_size
-    assert doubled.optimizer.learning_rate == pytest.approx(2 * preset.optimizer.learning_rate)
-    undone = dataclasses.replace(doubled, batch_size=preset.batch_size,
-                                 optimizer=dataclasses.replace(doubled.optimizer,
-                                                               learning_rate=preset.optimizer.learning_rate))
-    assert undone == preset
+    assert doubled.optimizer == preset.optimizer.scaled_to_batch(2.0) != preset.optimizer
+    assert dataclasses.replace(doubled, batch_size=preset.batch_size, optimizer=preset.optimizer) == preset
     assert preset.with_overrides() == preset
     assert preset.with_overrides(epochs=3) == dataclasses.replace(preset, epochs=3)
+
+
+def test_sgd_and_adam_learning_rates_scale_linearly_with_the_batch():
+    assert SGD(learning_rate=0.1, momentum=0.9).scaled_to_batch(4.0) == SGD(learning_rate=0.4, momentum=0.9)
+    assert Adam(learning_rate=1e-3).scaled_to_batch(0.5) == Adam(learning_rate=5e-4)
 
 
 def test_changing_a_presets_model_drops_its_model_options():

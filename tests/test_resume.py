@@ -11,7 +11,7 @@ from trainval.callbacks import (BackupAndRestore, Callback, CSVLogger, EarlyStop
                                 LearningRateScheduler, Lookahead, ModelCheckpoint)
 from trainval.errors import CheckpointError
 from trainval.runs.state_file import read_state, write_state
-from trainval.optimizers import SGD
+from trainval.optimizers import SGD, Muon
 from trainval.optimizers.schedules import WarmupLinearDecay
 
 from tiny_data import TinyNet, tiny_images
@@ -37,18 +37,25 @@ class CrashAfter(Callback):
             raise Crash
 
 
-def _model() -> trainval.Model:
+OPTIMIZERS = {
+    "sgd": SGD(learning_rate=0.05, momentum=0.9, nesterov=True, schedule=WarmupLinearDecay()),
+    # Muon's momentum buffers and the SGD groups' live in one optimiser state; its filter updates run in bf16.
+    "muon": Muon(learning_rate=0.05, momentum=0.6, sgd_lr_ratio=1.0, sgd_weight_decay=1e-3,
+                 schedule=WarmupLinearDecay(warmup=0.0, start=1.0, end=0.0)),
+}
+
+
+def _model(optimizer: str = "sgd") -> trainval.Model:
     torch.manual_seed(0)
     model = trainval.Model(TinyNet(), num_classes=4)
-    model.compile(optimizer=SGD(learning_rate=0.05, momentum=0.9, nesterov=True, schedule=WarmupLinearDecay()),
-                  augmentation=trainval.Augmentation(flip="alternating", translate=1))
+    model.compile(optimizer=OPTIMIZERS[optimizer], augmentation=trainval.Augmentation(flip="alternating", translate=1))
     return model
 
 
-def _fit(folder, crash_after: int | None = None) -> trainval.Model:
+def _fit(folder, crash_after: int | None = None, optimizer: str = "sgd") -> trainval.Model:
     """One fit with every stateful callback; returns the model (raises Crash when told to)."""
     images, labels = tiny_images(count=70, size=8)
-    model = _model()
+    model = _model(optimizer)
     callbacks = [Lookahead(every=3), EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True),
                  LearningRateScheduler(lambda epoch, lr: lr * 0.8), CSVLogger(folder / "log.csv"),
                  JSONLogger(folder / "log.jsonl"), ModelCheckpoint(folder / "best", save_best_only=True),
@@ -68,20 +75,20 @@ def _rows_without_seconds(path) -> list[str]:
     return [",".join(line.split(",")[:-1]) for line in path.read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+@pytest.fixture(scope="module", params=sorted(OPTIMIZERS))
+def uninterrupted(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("uninterrupted")
-    model = _fit(folder)
-    return folder, _weights(model), model.history.history
+    model = _fit(folder, optimizer=request.param)
+    return request.param, folder, _weights(model), model.history.history
 
 
 @pytest.mark.parametrize("crash_after", [1, 3, 4, 5, 8, 11, 12])
 def test_a_fit_crashed_after_any_step_resumes_to_identical_weights_history_and_logs(tmp_path, uninterrupted,
                                                                                       crash_after):
-    reference_folder, reference_weights, reference_history = uninterrupted
+    optimizer, reference_folder, reference_weights, reference_history = uninterrupted
     with pytest.raises(Crash):
-        _fit(tmp_path, crash_after=crash_after)
-    resumed = _fit(tmp_path)  # the same call again: BackupAndRestore finds the checkpoint
+        _fit(tmp_path, crash_after=crash_after, optimizer=optimizer)
+    resumed = _fit(tmp_path, optimizer=optimizer)  # the same call again: BackupAndRestore finds the checkpoint
     assert resumed.history.history == reference_history
     weights = _weights(resumed)
     assert weights.keys() == reference_weights.keys()

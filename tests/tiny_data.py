@@ -59,3 +59,12 @@ class AfterSteps(Callback):
         self.done += 1
         if self.done == self.steps:
             self.action()
+class LearningRates(Callback):
+    """Records every parameter group's learning rate after each update."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[list[float]] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen.append([group["lr"] for group in self.model._compiled().optimizer.param_groups])

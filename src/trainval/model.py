@@ -36,7 +36,7 @@ from trainval.training.targets import training_weights
 from trainval.callbacks.nan_guard import TerminateOnNaN
 from trainval.training.loop import EVAL_BATCH_SIZE, LossFunction, Trainer, evaluate_logits, fit_epochs, predict_logits
 from trainval.optimizers import Adam, FineTuning, OptimizerSpec, resolve_optimizer
-from trainval.training.tta import TTA_LEVELS
+from trainval.training.tta import TTA_LEVELS, check_fraction
 from trainval.training.compiled import CompiledModule
 from trainval.training.placement import data_device, seeded_generator
 from trainval.training.precision import resolve_device, resolve_precision, tune_backends
@@ -122,7 +122,7 @@ class Model:
                 metrics: Sequence[str] | None = ("accuracy",), precision: str = "auto",
                 augmentation: Augmentation | None = None, tta: int = 0, sync_batchnorm: bool = False,
                 compile: bool = False, data_on_device: bool | None = None,
-                fine_tuning: FineTuning | None = None) -> None:
+                fine_tuning: FineTuning | None = None, tta_fraction: float = 1.0) -> None:
         """Choose the optimiser, loss, precision and augmentation; optional (``fit`` compiles with defaults).
 
         ``optimizer`` is a name (``"sgd"``, ``"adam"``), a spec such as
@@ -132,7 +132,8 @@ class Model:
         ``trainval.losses.CategoricalCrossentropy(label_smoothing=0.2)``. Accuracy is always
         reported as ``acc``. ``precision``: ``"auto"`` (bf16 where the hardware runs it natively),
         ``"bf16"`` or ``"fp32"``. ``augmentation`` applies to training batches only; ``tta``
-        (0, 1 or 2) averages flipped and shifted views in ``evaluate`` and ``predict``.
+        (0, 1 or 2) averages flipped and shifted views in ``evaluate`` and ``predict``, for the
+        ``tta_fraction`` of the images the model is least sure of (1: all of them).
         ``sync_batchnorm``: in data-parallel training (torchrun, CUDA), compute BatchNorm statistics
         over the global batch instead of each process's share. ``compile``: run the forward pass
         through ``torch.compile`` (faster steps after a one-off compile, see ``compile_seconds``).
@@ -164,7 +165,8 @@ class Model:
             fine_tuning.split_groups(torch_optimizer, self.module, self.head)
         self._trainer = Trainer(self.module, torch_optimizer, spec, _resolve_loss(loss), self.device,
                                 resolve_precision(precision, self.device), tta=tta,
-                                forward=CompiledModule(self.module) if compile else None)
+                                forward=CompiledModule(self.module) if compile else None,
+                                tta_fraction=check_fraction(tta_fraction))
         self.augmentation = augmentation
         self.sync_batchnorm = sync_batchnorm
         self.data_on_device = data_on_device
@@ -190,6 +192,11 @@ class Model:
     def tta(self) -> int:
         """The test-time augmentation level ``evaluate`` and ``predict`` use (0: none)."""
         return self._compiled().tta
+
+    @property
+    def tta_fraction(self) -> float:
+        """The share of images, the least confident, that get the TTA views (1: all)."""
+        return self._compiled().tta_fraction
 
     @property
     def loss(self) -> LossFunction:
@@ -377,7 +384,8 @@ class Model:
     def _logits(self, images: torch.Tensor, batch_size: int, tta: int) -> torch.Tensor:
         trainer = self._compiled()
         images = images.to(data_device(self.data_on_device, self.device, images))
-        return predict_logits(trainer.forward, images, batch_size, self.device, trainer.precision, tta)
+        return predict_logits(trainer.forward, images, batch_size, self.device, trainer.precision, tta,
+                              trainer.tta_fraction)
 
     def _score(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, tta: int) -> dict[str, float]:
         return evaluate_logits(self._logits(images, batch_size, tta), labels, self._compiled().loss_fn)
@@ -443,4 +451,4 @@ class Model:
         loss = self.loss
         smoothing = (loss.label_smoothing if isinstance(loss, CategoricalCrossentropy)
                      else 0.0 if loss is F.cross_entropy else None)
-        return {"tta": self.tta, "label_smoothing": smoothing}
+        return {"tta": self.tta, "tta_fraction": self.tta_fraction, "label_smoothing": smoothing}

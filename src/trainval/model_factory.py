@@ -162,6 +162,7 @@ def load_model(path: str | os.PathLike[str], module: nn.Module | None = None,
     saving.load_weights(model.module, path, spec.get("weights_sha256"))
     settings = spec.get("evaluation", {})
     model.compile(loss=CategoricalCrossentropy(settings.get("label_smoothing") or 0.0), tta=settings.get("tta", 0),
+                  tta_fraction=settings.get("tta_fraction", 1.0),
                   precision=precision)
     return model
 

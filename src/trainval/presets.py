@@ -20,7 +20,7 @@ from trainval.registry import Registry
 from trainval.callbacks.lookahead import Lookahead
 from trainval.callbacks.base import Callback
 from trainval.training.losses import CategoricalCrossentropy
-from trainval.optimizers import SGD, FineTuning, OptimizerSpec
+from trainval.optimizers import SGD, FineTuning, Muon, OptimizerSpec
 from trainval.optimizers.schedules import WarmupLinearDecay
 
 
@@ -42,10 +42,12 @@ class Preset:
     # For a model started from pretrained weights (--init-from, --pretrained): the body's learning rate as a
     # fraction of the new head's, and the fraction of the steps in which the head learns alone. None: as one.
     fine_tuning: FineTuning | None = None
+    tta_fraction: float = 1.0  # share of test images, the least confident, that get the TTA views
 
     def with_overrides(self, model: str | None = None, epochs: int | None = None,
                        batch_size: int | None = None, learning_rate: float | None = None) -> Preset:
-        """This preset with another model, length, batch size (learning rate scaled with it) or learning rate."""
+        """This preset with another model, length, batch size (learning rates scaled with it, see the
+        optimiser spec's ``scaled_to_batch``) or learning rate."""
         changed = self
         if model is not None and model != self.model:
             changed = replace(changed, model=model, model_options={})
@@ -53,8 +55,8 @@ class Preset:
             changed = replace(changed, epochs=epochs)
         if batch_size is not None and batch_size != self.batch_size:
             require_int("batch-size", batch_size, 1)
-            scaled_lr = self.optimizer.learning_rate * batch_size / self.batch_size
-            changed = replace(changed, batch_size=batch_size, optimizer=replace(self.optimizer, learning_rate=scaled_lr))
+            changed = replace(changed, batch_size=batch_size,
+                              optimizer=self.optimizer.scaled_to_batch(batch_size / self.batch_size))
         if learning_rate is not None:
             changed = replace(changed, optimizer=replace(changed.optimizer, learning_rate=learning_rate))
         return changed
@@ -81,7 +83,8 @@ class Preset:
         pretrained = weights is not None if pretrained is None else pretrained
         model.compile(optimizer=self.optimizer, loss=CategoricalCrossentropy(self.label_smoothing),
                       precision=precision, augmentation=self.augmentation, tta=self.tta,
-                      sync_batchnorm=sync_batchnorm, compile=compile, fine_tuning=self.fine_tuning if pretrained else None)
+                      sync_batchnorm=sync_batchnorm, compile=compile,
+                      tta_fraction=self.tta_fraction, fine_tuning=self.fine_tuning if pretrained else None)
         return model
 
     def callbacks(self) -> list[Callback]:
@@ -105,6 +108,20 @@ def speedrun_sgd(batch_size: int, lr_per_1024: float, weight_decay: float, momen
     """
     return SGD(learning_rate=lr_per_1024 * batch_size / 1024, momentum=momentum, nesterov=True,
                weight_decay=weight_decay, norm_lr_scale=norm_lr_scale, schedule=schedule)
+
+
+def speedrun_muon(batch_size: int, learning_rate: float, momentum: float, sgd_lr_per_1024: float,
+                  sgd_weight_decay: float, norm_lr_scale: float = 64.0) -> Muon:
+    """Muon for the convolution filters at ``learning_rate``; the head and BatchNorm shifts as
+    :func:`speedrun_sgd` trains them (Nesterov 0.85, the learning rate per 1024 images scaled to
+    ``batch_size``). No warm-up: the orthogonalised steps have a fixed size from the first update,
+    and every rate falls linearly to 0 at the end.
+    """
+    sgd_learning_rate = sgd_lr_per_1024 * batch_size / 1024
+    return Muon(learning_rate=learning_rate, momentum=momentum, nesterov=True,
+                sgd_lr_ratio=sgd_learning_rate / learning_rate, sgd_momentum=0.85,
+                sgd_weight_decay=sgd_weight_decay, norm_lr_scale=norm_lr_scale,
+                schedule=WarmupLinearDecay(warmup=0.0, start=1.0, end=0.0))
 
 
 _PRESETS: Registry[Preset] = Registry("preset")

@@ -30,18 +30,31 @@ class Augmentation:
     ``mixup`` and ``cutmix``: the Beta concentration of MixUp and CutMix (0: off), which mix each
     batch's images and labels in pairs on the training device (see :mod:`trainval.data.mixing`);
     with both on, each batch takes one of them by a fair coin. The loss then takes soft labels.
+    ``crop`` and ``crop_epochs``: progressive resizing; the first ``crop_epochs`` epochs train on a
+    random ``crop`` x ``crop`` window of each (shifted) image, which costs a network whose work grows
+    with the pixel count proportionally less; later epochs see whole images, as the test does.
+    ``cutout``: blank a square of this many pixels a side, placed at random (it may overhang the
+    edge), with the batch's mean colour, so the network cannot lean on any one part of an image.
     """
 
     flip: str = "alternating"
     translate: int = 2  # pixels, each axis, uniform in [-translate, translate]
     mixup: float = 0.0  # Beta(mixup, mixup) draws each batch's share of its own images; 0: no MixUp
     cutmix: float = 0.0  # Beta(cutmix, cutmix) draws the share left outside the pasted box; 0: no CutMix
+    crop: int = 0  # pixels a side of the early epochs' random windows; 0: whole images throughout
+    crop_epochs: int = 0  # how many of the first epochs train on crops
+    cutout: int = 0  # pixels a side of a square blanked at a random place in each image; 0: none
 
     def __post_init__(self) -> None:
         if self.flip not in FLIP_MODES:
             raise ConfigError(f"flip must be one of {', '.join(FLIP_MODES)}; got {self.flip!r}")
-        if isinstance(self.translate, bool) or not isinstance(self.translate, int) or self.translate < 0:
-            raise ConfigError(f"translate must be a whole number of pixels >= 0; got {self.translate!r}")
+        for name in ("translate", "crop", "crop_epochs", "cutout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be a whole number >= 0; got {value!r}")
+        if (self.crop == 0) != (self.crop_epochs == 0):
+            raise ConfigError(f"crop and crop_epochs go together (both 0: no crops); got crop={self.crop}, "
+                              f"crop_epochs={self.crop_epochs}")
         check_alpha("mixup", self.mixup)
         check_alpha("cutmix", self.cutmix)
 
@@ -68,6 +81,10 @@ class BoundAugmentation:
                                                    device=self.generator.device) < 0.5)
         if self.spec.translate:
             images = translate(images, self.spec.translate, self.generator)
+        if epoch < self.spec.crop_epochs:
+            images = random_crop(images, self.spec.crop, self.generator)
+        if self.spec.cutout:
+            images = cutout(images, self.spec.cutout, self.generator)
         return images
 
     def draw_mix(self, images: torch.Tensor) -> BatchMix | None:
@@ -87,15 +104,45 @@ def translate(images: torch.Tensor, pixels: int, generator: torch.Generator) -> 
     if pixels >= min(height, width):
         raise ConfigError(f"cannot translate {height}x{width} images by {pixels} pixels; use fewer than "
                           f"{min(height, width)}")
-    padded = reflect_pad(images, pixels)
+    offsets = torch.randint(0, 2 * pixels + 1, (2, count), generator=generator, device=generator.device)
+    return _windows(reflect_pad(images, pixels), height, width, offsets[0], offsets[1])
+
+
+def random_crop(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """A random ``size`` x ``size`` window of each image, each at its own uniformly drawn position."""
+    height, width = images.shape[2:]
+    if size > min(height, width):
+        raise ConfigError(f"cannot crop {height}x{width} images to {size}x{size}; use a crop of at most "
+                          f"{min(height, width)} pixels")
+    rows = torch.randint(0, height - size + 1, (len(images),), generator=generator, device=generator.device)
+    cols = torch.randint(0, width - size + 1, (len(images),), generator=generator, device=generator.device)
+    return _windows(images, size, size, rows, cols)
+
+
+def cutout(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image with a ``size`` x ``size`` square, centred at a uniformly drawn pixel, set to the batch's
+    mean colour (the part of the square outside the image is dropped)."""
+    count, _, height, width = images.shape
     device = images.device
-    offsets = torch.randint(0, 2 * pixels + 1, (2, count), generator=generator, device=generator.device).to(device)
-    rows = (offsets[0][:, None] + torch.arange(height, device=device))[:, :, None]  # (N, H, 1)
-    cols = (offsets[1][:, None] + torch.arange(width, device=device))[:, None, :]  # (N, 1, W)
-    batch = torch.arange(count, device=device)[:, None, None]
+    centres = torch.randint(0, height * width, (count,), generator=generator, device=generator.device).to(device)
+    top, left = centres // width - size // 2, centres % width - size // 2
+    rows, cols = torch.arange(height, device=device), torch.arange(width, device=device)
+    inside_rows = (rows >= top[:, None]) & (rows < top[:, None] + size)  # (N, H)
+    inside_cols = (cols >= left[:, None]) & (cols < left[:, None] + size)  # (N, W)
+    square = (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]  # (N, 1, H, W)
+    mean = images.float().mean(dim=(0, 2, 3), keepdim=True).to(images.dtype)
+    return torch.where(square, mean, images)
+
+
+def _windows(images: torch.Tensor, height: int, width: int, top: torch.Tensor, left: torch.Tensor) -> torch.Tensor:
+    """The ``height`` x ``width`` window of each image whose top-left corner is at (``top``, ``left``)."""
+    device = images.device
+    top, left = top.to(device), left.to(device)
+    rows = (top[:, None] + torch.arange(height, device=device))[:, :, None]  # (N, H, 1)
+    cols = (left[:, None] + torch.arange(width, device=device))[:, None, :]  # (N, 1, W)
+    batch = torch.arange(len(images), device=device)[:, None, None]
     # Advanced indexing on (N, H, W, C) gathers every image's window at once.
-    shifted = padded.permute(0, 2, 3, 1)[batch, rows, cols]
-    return shifted.permute(0, 3, 1, 2)
+    return images.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
 
 
 def reflect_pad(images: torch.Tensor, pixels: int) -> torch.Tensor:

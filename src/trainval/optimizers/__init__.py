@@ -6,6 +6,6 @@ when a model is compiled: ``model.compile(optimizer=trainval.optimizers.SGD(lear
 
 from trainval.optimizers.fine_tuning import FineTuning
 from trainval.optimizers.schedules import WarmupLinearDecay
-from trainval.optimizers.specs import SGD, Adam, OptimizerSpec, resolve_optimizer
+from trainval.optimizers.specs import SGD, Adam, Muon, OptimizerSpec, resolve_optimizer
 
-__all__ = ["Adam", "FineTuning", "OptimizerSpec", "SGD", "WarmupLinearDecay", "resolve_optimizer"]
+__all__ = ["Adam", "FineTuning", "Muon", "OptimizerSpec", "SGD", "WarmupLinearDecay", "resolve_optimizer"]

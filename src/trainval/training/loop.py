@@ -18,7 +18,7 @@ from trainval.optimizers.fine_tuning import group_learning_rate
 from trainval.training.precision import autocast
 from trainval.training.running_averages import RunningAverages
 from trainval.training.targets import BatchTargets, LossFunction
-from trainval.training.tta import tta_logits
+from trainval.training.tta import selective_logits, tta_logits
 
 if TYPE_CHECKING:
     from trainval.training.data_parallel import DataParallel
@@ -38,6 +38,7 @@ class Trainer:
     device: torch.device
     precision: str
     tta: int = 0  # test-time augmentation level used by evaluate and predict (see tta_logits)
+    tta_fraction: float = 1.0  # share of the images, the least confident, that get the TTA views
     step: int = 0  # updates done so far, across fit calls
     lr_scale: float = 1.0  # set through ``learning_rate`` (e.g. by LearningRateScheduler), on top of the schedule
     forward: nn.Module | None = None  # what runs the module's forward pass (a CompiledModule); None: the module
@@ -182,15 +183,21 @@ def _train_step(trainer: Trainer, forward: nn.Module, inputs: torch.Tensor, targ
 
 @torch.no_grad()
 def predict_logits(module: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device,
-                   precision: str, tta: int = 0) -> torch.Tensor:
-    """Logits (float32, on the device) for every image, in order, in eval mode, averaged over TTA views."""
+                   precision: str, tta: int = 0, tta_fraction: float = 1.0) -> torch.Tensor:
+    """Logits (float32, on the device) for every image, in order, in eval mode, averaged over TTA views
+    (for the least confident ``tta_fraction`` of the images; see :func:`selective_logits`)."""
     module.eval()
-    outputs = []
-    for window in evaluation_slices(len(images), batch_size):
-        inputs = to_model_input(images[window], device)
-        with compile_timing(module, inputs), autocast(precision, device):
-            outputs.append(tta_logits(module, inputs, tta).float())
-    return torch.cat(outputs)
+
+    def score(indices: torch.Tensor | None, level: int) -> torch.Tensor:
+        subset = images if indices is None else images[indices.to(images.device)]
+        outputs = []
+        for window in evaluation_slices(len(subset), batch_size):
+            inputs = to_model_input(subset[window], device)
+            with compile_timing(module, inputs), autocast(precision, device):
+                outputs.append(tta_logits(module, inputs, level).float())
+        return torch.cat(outputs)
+
+    return selective_logits(score, tta, tta_fraction)
 
 
 def validate(trainer: Trainer, images: torch.Tensor, labels: torch.Tensor, batch_size: int,

@@ -14,7 +14,8 @@ import dataclasses
 from trainval import presets
 from trainval.data.augment import Augmentation
 from trainval.config import TrainConfig
-from trainval.presets import Preset
+from trainval.optimizers import Muon
+from trainval.presets import Preset, speedrun_sgd
 from trainval.seeds import run_seeds
 
 
@@ -34,6 +35,13 @@ def variants(base: Preset, precision: str) -> dict[str, tuple[Preset, str]]:
         "BatchNorm lr not scaled": replace(base, optimizer=replace(base.optimizer, norm_lr_scale=1.0)),
         "no warm-up/decay schedule": replace(base, optimizer=replace(base.optimizer, schedule=None)),
     }
+    if isinstance(base.optimizer, Muon):  # the SGD recipe that 94 used before Muon, for the same epochs
+        found["SGD instead of Muon"] = replace(base, optimizer=speedrun_sgd(base.batch_size, lr_per_1024=1.5,
+                                                                            weight_decay=1.33e-3))
+    if augmentation.crop_epochs:
+        found["no progressive resizing"] = replace(base, augmentation=replace(augmentation, crop=0.0, crop_epochs=0))
+    if base.tta and base.tta_fraction < 1:
+        found["TTA on every image (not selective)"] = replace(base, tta_fraction=1.0)
     if base.model == "fastnet":
         found["no whitening (trainable random stem)"] = replace(base, model_options={**options, "whitening": False})
         found["no identity init"] = replace(base, model_options={**options, "identity_init": False})
@@ -48,15 +56,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--data-dir")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--only", nargs="*", help="run only the variants whose names contain one of these words")
     args = parser.parse_args()
     print(f"ablation of preset {args.preset}, {args.seeds} seeds per row")
-    print(f"{'variant':<40} {'test acc %':>10} {'train s':>8}")
+    print(f"{'variant':<40} {'test acc %':>10} {'train s':>8} {'test s':>7}")
     for name, (preset, precision) in variants(presets.get(args.preset), args.precision).items():
+        if args.only and not any(word in name for word in args.only):
+            continue
         runs = run_seeds(TrainConfig(preset=preset, seed=0, data_dir=args.data_dir, precision=precision,
                                      validation="none", verbose=0, runs_dir=None), args.seeds, announce=lambda line: None)
         accuracy = runs.spread(lambda run: run.test_accuracy)["mean"] * 100
         seconds = runs.spread(lambda run: run.seconds["training"])["mean"]
-        print(f"{name:<40} {accuracy:>10.2f} {seconds:>8.1f}", flush=True)
+        test_seconds = runs.spread(lambda run: run.seconds["test"])["mean"]
+        print(f"{name:<40} {accuracy:>10.2f} {seconds:>8.1f} {test_seconds:>7.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,13 @@ import pytest
 
 from cifar_files import write_cifar10_folder
 
-# 94 preset (lookahead averaging, alternating flips, translation, label smoothing), 2 epochs of
-# 8 steps on 512 training images, a checkpoint after every step.
-ARGS = ["--preset", "94", "--epochs", "2", "--batch-size", "64", "--holdout-size", "0.2", "--seed", "3",
+# 94 preset (Muon's momentum and Newton-Schulz steps, 3 epochs of crops then whole images, alternating
+# flips, translation, label smoothing, selective TTA), 4 epochs of 8 steps on 512 training images, a
+# checkpoint after every step.
+ARGS = ["--preset", "94", "--epochs", "4", "--batch-size", "64", "--holdout-size", "0.2", "--seed", "3",
         "--checkpoint-every", "1", "--verbose", "0"]
-KILL_AFTER_CHECKPOINTS = [0, 2, 8, 9, 13]  # 0: before the first checkpoint; 8/9: around the epoch boundary
+# 0: before the first checkpoint; 8/9: around the first epoch boundary; 25: just after crops give way to whole images
+KILL_AFTER_CHECKPOINTS = [0, 2, 8, 9, 25]
 
 
 def _command(*args: str) -> list[str]:

@@ -331,7 +331,7 @@ def test_augmented_batch_keeps_images_in_the_order_of_their_indices(flip):
 def test_every_random_crop_is_a_window_of_its_image_and_every_position_occurs():
     count, size = 200, 3
     images = torch.rand(count, 3, 5, 4)
-    crops = random_crop(images, size, torch.Generator().manual_seed(2))
+    crops = random_crop(images, size, size, torch.Generator().manual_seed(2))
     assert crops.shape == (count, 3, size, size)
     seen = set()
     for i in range(count):
@@ -341,14 +341,14 @@ def test_every_random_crop_is_a_window_of_its_image_and_every_position_occurs():
         seen.add(matches[0])
     assert len(seen) == 3 * 2
     with pytest.raises(ConfigError, match="cannot crop 5x4 images to 5x5"):
-        random_crop(images, 5, torch.Generator())
+        random_crop(images, 5, 5, torch.Generator())
 
 
-def test_progressive_resizing_crops_only_the_first_crop_epochs():
-    images = torch.randint(0, 256, (6, 3, 10, 10), dtype=torch.uint8)
-    bound = Augmentation(flip="none", translate=1, crop=6, crop_epochs=2).bind(6, torch.Generator().manual_seed(0))
+def test_progressive_resizing_crops_a_share_of_each_side_in_the_first_crop_epochs_only():
+    images = torch.randint(0, 256, (6, 3, 10, 20), dtype=torch.uint8)
+    bound = Augmentation(flip="none", translate=1, crop=0.6, crop_epochs=2).bind(6, torch.Generator().manual_seed(0))
     sizes = [tuple(bound(images, torch.arange(6), epoch).shape[2:]) for epoch in range(4)]
-    assert sizes == [(6, 6), (6, 6), (10, 10), (10, 10)]
+    assert sizes == [(6, 12), (6, 12), (10, 20), (10, 20)]
 
 
 def test_cutout_blanks_one_square_per_image_with_the_batch_mean_and_keeps_the_rest():
@@ -379,8 +379,9 @@ def test_fastnet_depth_three_adds_a_residual_conv_per_group_and_refuses_other_de
 
 
 @pytest.mark.parametrize("kwargs", [{"flip": "sometimes"}, {"flip": "horizontal"}, {"translate": -1},
-                                    {"crop": 24}, {"crop_epochs": 2}, {"crop": -24, "crop_epochs": 2},
-                                    {"crop": 24, "crop_epochs": 1.5}, {"cutout": -1}, {"cutout": 2.5}])
+                                    {"crop": 0.75}, {"crop_epochs": 2}, {"crop": -0.5, "crop_epochs": 2},
+                                    {"crop": 24, "crop_epochs": 2}, {"crop": 0.75, "crop_epochs": 1.5},
+                                    {"cutout": -1}, {"cutout": 2.5}])
 def test_augmentation_refuses_unknown_flip_modes_negative_shifts_and_half_set_crops(kwargs):
     with pytest.raises(ConfigError):
         Augmentation(**kwargs)
@@ -672,8 +673,19 @@ def test_changing_a_presets_model_drops_its_model_options():
     assert quick.with_overrides(model="fastnet") == quick  # same model: options kept
 
 
+def test_the_96_preset_builds_the_wider_residual_fastnet_and_trains_a_step_on_small_images():
+    recipe = presets.get("96")
+    assert recipe.augmentation.cutout and recipe.model_options["depth"] == 3
+    x, y = tiny_images(count=8, size=16, classes=10)
+    model = dataclasses.replace(recipe, epochs=1, batch_size=8).build_model(10, x.shape[1:], seed=0, precision="fp32")
+    wide = sum(p.numel() for p in model.module.parameters())
+    assert wide > 2 * sum(p.numel() for p in presets.get("94").build_model(10, x.shape[1:]).module.parameters())
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert np.isfinite(model.predict(x)).all()
+
+
 def test_known_presets_exist_and_unknown_names_are_refused():
-    assert {"tutorial", "quick", "94"} <= set(presets.names())
+    assert {"tutorial", "quick", "94", "96"} <= set(presets.names())
     tutorial = presets.get("tutorial")
     assert (tutorial.model, tutorial.epochs, tutorial.batch_size) == ("seed-cnn", 10, 100)
     with pytest.raises(ConfigError, match="quick"):

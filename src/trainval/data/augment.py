@@ -31,8 +31,9 @@ class Augmentation:
     batch's images and labels in pairs on the training device (see :mod:`trainval.data.mixing`);
     with both on, each batch takes one of them by a fair coin. The loss then takes soft labels.
     ``crop`` and ``crop_epochs``: progressive resizing; the first ``crop_epochs`` epochs train on a
-    random ``crop`` x ``crop`` window of each (shifted) image, which costs a network whose work grows
-    with the pixel count proportionally less; later epochs see whole images, as the test does.
+    random window of each (shifted) image that keeps the share ``crop`` of each side (0.75: 24 of 32
+    pixels), which costs a network whose work grows with the pixel count proportionally less; later
+    epochs see whole images, as the test does. A share, not pixels, so a preset suits any image size.
     ``cutout``: blank a square of this many pixels a side, placed at random (it may overhang the
     edge), with the batch's mean colour, so the network cannot lean on any one part of an image.
     """
@@ -41,17 +42,20 @@ class Augmentation:
     translate: int = 2  # pixels, each axis, uniform in [-translate, translate]
     mixup: float = 0.0  # Beta(mixup, mixup) draws each batch's share of its own images; 0: no MixUp
     cutmix: float = 0.0  # Beta(cutmix, cutmix) draws the share left outside the pasted box; 0: no CutMix
-    crop: int = 0  # pixels a side of the early epochs' random windows; 0: whole images throughout
+    crop: float = 0.0  # share of each side the early epochs' random windows keep; 0: whole images throughout
     crop_epochs: int = 0  # how many of the first epochs train on crops
     cutout: int = 0  # pixels a side of a square blanked at a random place in each image; 0: none
 
     def __post_init__(self) -> None:
         if self.flip not in FLIP_MODES:
             raise ConfigError(f"flip must be one of {', '.join(FLIP_MODES)}; got {self.flip!r}")
-        for name in ("translate", "crop", "crop_epochs", "cutout"):
+        for name in ("translate", "crop_epochs", "cutout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name} must be a whole number >= 0; got {value!r}")
+        if isinstance(self.crop, bool) or not isinstance(self.crop, (int, float)) or not 0 <= self.crop < 1:
+            raise ConfigError(f"crop is the share of each side that early epochs keep, at least 0 and below 1 "
+                              f"(0: no crops); got {self.crop!r}")
         if (self.crop == 0) != (self.crop_epochs == 0):
             raise ConfigError(f"crop and crop_epochs go together (both 0: no crops); got crop={self.crop}, "
                               f"crop_epochs={self.crop_epochs}")
@@ -82,7 +86,9 @@ class BoundAugmentation:
         if self.spec.translate:
             images = translate(images, self.spec.translate, self.generator)
         if epoch < self.spec.crop_epochs:
-            images = random_crop(images, self.spec.crop, self.generator)
+            height, width = images.shape[2:]
+            images = random_crop(images, max(1, round(self.spec.crop * height)), max(1, round(self.spec.crop * width)),
+                                 self.generator)
         if self.spec.cutout:
             images = cutout(images, self.spec.cutout, self.generator)
         return images
@@ -108,15 +114,14 @@ def translate(images: torch.Tensor, pixels: int, generator: torch.Generator) -> 
     return _windows(reflect_pad(images, pixels), height, width, offsets[0], offsets[1])
 
 
-def random_crop(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
-    """A random ``size`` x ``size`` window of each image, each at its own uniformly drawn position."""
-    height, width = images.shape[2:]
-    if size > min(height, width):
-        raise ConfigError(f"cannot crop {height}x{width} images to {size}x{size}; use a crop of at most "
-                          f"{min(height, width)} pixels")
-    rows = torch.randint(0, height - size + 1, (len(images),), generator=generator, device=generator.device)
-    cols = torch.randint(0, width - size + 1, (len(images),), generator=generator, device=generator.device)
-    return _windows(images, size, size, rows, cols)
+def random_crop(images: torch.Tensor, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """A random ``height`` x ``width`` window of each image, each at its own uniformly drawn position."""
+    full_height, full_width = images.shape[2:]
+    if height > full_height or width > full_width:
+        raise ConfigError(f"cannot crop {full_height}x{full_width} images to {height}x{width}")
+    rows = torch.randint(0, full_height - height + 1, (len(images),), generator=generator, device=generator.device)
+    cols = torch.randint(0, full_width - width + 1, (len(images),), generator=generator, device=generator.device)
+    return _windows(images, height, width, rows, cols)
 
 
 def cutout(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:

@@ -92,7 +92,8 @@ def test_a_batch_larger_than_the_data_becomes_the_data_with_its_learning_rate_sc
     preset = json.loads(Path("runs/big/config.json").read_text())["preset"]
     quick = trainval.presets.get("quick")
     assert preset["batch_size"] == 20
-    assert preset["optimizer"]["learning_rate"] == pytest.approx(quick.optimizer.learning_rate * 20 / quick.batch_size)
+    assert preset["optimizer"]["learning_rate"] == pytest.approx(
+        quick.optimizer.scaled_to_batch(20 / quick.batch_size).learning_rate)
 
 
 # -- no dead ends ------------------------------------------------------------------------------------

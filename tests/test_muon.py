@@ -121,7 +121,7 @@ def test_each_step_follows_the_documented_update_for_filters_and_the_rest():
     module = ConvNet()
     reference = copy.deepcopy(module)
     optimizer = Muon(learning_rate=0.05, momentum=0.6, weight_decay=0.01, sgd_lr_ratio=2.0, sgd_momentum=0.85,
-                     sgd_weight_decay=1e-3).create(module)
+                     sgd_weight_decay=1e-3, renormalize=True).create(module)
     for step in range(3):
         # Each step starts the reference from the optimiser's parameters and momentum: bf16's coarse
         # rounding in the orthogonalisation would otherwise magnify float rounding from step to step.
@@ -141,13 +141,30 @@ def test_each_step_follows_the_documented_update_for_filters_and_the_rest():
 def test_renormalised_filter_banks_keep_a_norm_near_root_out_channels():
     torch.manual_seed(0)
     module = ConvNet()
-    optimizer = Muon(learning_rate=0.01).create(module)
+    optimizer = Muon(learning_rate=0.01, renormalize=True).create(module)
     for step in range(3):
         module.zero_grad()
         module(torch.randn(4, 3, 9, 9)).square().mean().backward()
         optimizer.step()
     for conv in (module.conv, module.conv2):
         assert conv.weight.norm().item() == pytest.approx(math.sqrt(8), rel=0.05)
+
+
+def test_filters_keep_their_scale_by_default_and_a_group_at_rate_zero_is_not_touched():
+    torch.manual_seed(0)
+    module = ConvNet()
+    before = module.conv.weight.norm().item()
+    optimizer = Muon(learning_rate=1e-6).create(module)  # renormalize off: only the tiny step moves the filters
+    module(torch.randn(4, 3, 9, 9)).square().mean().backward()
+    optimizer.step()
+    assert module.conv.weight.norm().item() == pytest.approx(before, rel=1e-3) != pytest.approx(math.sqrt(8), rel=0.05)
+    held = ConvNet()
+    optimizer = Muon(learning_rate=0.01, renormalize=True).create(held)
+    optimizer.param_groups[0]["lr"] = 0.0  # as fine-tuning holds a pretrained body still
+    filters = held.conv.weight.detach().clone()
+    held(torch.randn(4, 3, 9, 9)).square().mean().backward()
+    optimizer.step()
+    assert torch.equal(held.conv.weight, filters)
 
 
 def test_the_schedule_sets_every_groups_learning_rate_from_its_own_initial_rate():

@@ -656,7 +656,8 @@ def test_doubling_a_presets_batch_size_scales_only_its_learning_rates(name):
     assert doubled.optimizer == preset.optimizer.scaled_to_batch(2.0) != preset.optimizer
     assert dataclasses.replace(doubled, batch_size=preset.batch_size, optimizer=preset.optimizer) == preset
     assert preset.with_overrides() == preset
-    assert preset.with_overrides(epochs=3) == dataclasses.replace(preset, epochs=3)
+    longer = preset.with_overrides(epochs=3)  # crop epochs, if any, scale with the length (tested below)
+    assert longer == dataclasses.replace(preset, epochs=3, augmentation=longer.augmentation)
 
 
 def test_sgd_and_adam_learning_rates_scale_linearly_with_the_batch():
@@ -671,6 +672,25 @@ def test_changing_a_presets_model_drops_its_model_options():
     assert changed.model == "seed-cnn" and changed.model_options == {}
     assert dataclasses.replace(changed, model=quick.model, model_options=quick.model_options) == quick
     assert quick.with_overrides(model="fastnet") == quick  # same model: options kept
+    # A network with a fixed input size (seed-cnn's flatten) trains on whole images: no crops.
+    fast = presets.get("fast")
+    assert fast.augmentation.crop_epochs and fast.with_overrides(model="fastnet") == fast
+    uncropped = fast.with_overrides(model="seed-cnn").augmentation
+    assert uncropped.crop_epochs == 0 and uncropped.crop == 0.0
+
+
+@pytest.mark.parametrize(("epochs", "crop_epochs"), [(9, 3), (18, 6), (4, 1), (1, 0), (2, 1)])
+def test_another_length_keeps_the_share_of_epochs_on_crops(epochs, crop_epochs):
+    recipe = presets.get("fast")
+    assert (recipe.epochs, recipe.augmentation.crop_epochs) == (9, 3)
+    changed = recipe.with_overrides(epochs=epochs).augmentation
+    assert changed.crop_epochs == crop_epochs and (changed.crop > 0) == (crop_epochs > 0)
+
+
+def test_seed_cnn_trains_with_a_crop_preset_given_another_model(cifar_dir, capsys):
+    status = main(["train", "--preset", "fast", "--model", "seed-cnn", "--data-dir", str(cifar_dir),
+                   "--holdout-size", "10", "--verbose", "0", "--runs-dir", str(cifar_dir.parent / "runs")])
+    assert status == 0, capsys.readouterr()
 
 
 def test_the_96_preset_builds_the_wider_residual_fastnet_and_trains_a_step_on_small_images():
@@ -685,7 +705,7 @@ def test_the_96_preset_builds_the_wider_residual_fastnet_and_trains_a_step_on_sm
 
 
 def test_known_presets_exist_and_unknown_names_are_refused():
-    assert {"tutorial", "quick", "94", "96"} <= set(presets.names())
+    assert {"tutorial", "quick", "94", "fast", "96"} <= set(presets.names())
     tutorial = presets.get("tutorial")
     assert (tutorial.model, tutorial.epochs, tutorial.batch_size) == ("seed-cnn", 10, 100)
     with pytest.raises(ConfigError, match="quick"):

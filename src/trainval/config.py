@@ -102,8 +102,9 @@ class TrainConfig:
                                            "finetune preset unless --preset is given", metavar="FILE_OR_timm")
     epochs: int | None = _option(None, "passes over the training data (default: the preset's)", type=int)
     batch_size: int | None = _option(None, "images per training step; the learning rate scales with it "
-                                           "(default: the preset's)", type=int)
-    learning_rate: float | None = _option(None, "base learning rate (default: the preset's, scaled to the batch "
+                                           "(linearly; Muon's filter rate with its root; default: the preset's)", type=int)
+    learning_rate: float | None = _option(None, "base learning rate (Muon: the filters' rate, the rest "
+                                                "keeping its ratio to it; default: the preset's, scaled to the batch "
                                                 "size)", "--learning-rate", "--lr", type=float)
     seed: int = _option(0, "seeds initial weights, the holdout split, shuffling, augmentation and dropout (same seed, "
                            "same result on CPU; default: %(default)s)", type=int)

@@ -2,7 +2,10 @@
 
 The ONNX graph takes what ``Model.predict`` takes, uint8 images (N, height, width, channels),
 and returns class probabilities (N, classes), TTA included when the recipe uses it, so any ONNX
-runtime reproduces trainval's predictions without pre-processing of its own.
+runtime reproduces trainval's predictions without pre-processing of its own. Selective TTA
+(``tta_fraction`` below 1, as in the ``fast`` preset) is exported as TTA for every image: a fixed graph
+cannot pick the least sure share of a batch, so its predictions can differ from ``Model.predict``'s
+for the images outside that share (slightly, and for the better or the worse).
 """
 
 from __future__ import annotations

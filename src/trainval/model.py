@@ -125,7 +125,7 @@ class Model:
                 fine_tuning: FineTuning | None = None, tta_fraction: float = 1.0) -> None:
         """Choose the optimiser, loss, precision and augmentation; optional (``fit`` compiles with defaults).
 
-        ``optimizer`` is a name (``"sgd"``, ``"adam"``), a spec such as
+        ``optimizer`` is a name (``"sgd"``, ``"adam"``, ``"muon"``), a spec such as
         ``trainval.optimizers.SGD(learning_rate=0.01, momentum=0.9, nesterov=True, decay=1e-6)``,
         a ``torch.optim.Optimizer``, or None for the architecture's default. ``loss`` is a Keras
         name or a callable ``loss(logits, class_indices)``, e.g.
@@ -133,7 +133,8 @@ class Model:
         reported as ``acc``. ``precision``: ``"auto"`` (bf16 where the hardware runs it natively),
         ``"bf16"`` or ``"fp32"``. ``augmentation`` applies to training batches only; ``tta``
         (0, 1 or 2) averages flipped and shifted views in ``evaluate`` and ``predict``, for the
-        ``tta_fraction`` of the images the model is least sure of (1: all of them).
+        ``tta_fraction`` of the images the model is least sure of (1: all of them; which images those are
+        depends on the set scored together, and a lone image always gets the views).
         ``sync_batchnorm``: in data-parallel training (torchrun, CUDA), compute BatchNorm statistics
         over the global batch instead of each process's share. ``compile``: run the forward pass
         through ``torch.compile`` (faster steps after a one-off compile, see ``compile_seconds``).
@@ -447,7 +448,7 @@ class Model:
         """How the recipe scores this model: its TTA level and, for cross-entropy, its label smoothing (None
         for a custom loss, which a loaded model replaces by plain cross-entropy). Uncompiled: the defaults."""
         if not self.is_compiled:
-            return {"tta": 0, "label_smoothing": 0.0}
+            return {"tta": 0, "tta_fraction": 1.0, "label_smoothing": 0.0}
         loss = self.loss
         smoothing = (loss.label_smoothing if isinstance(loss, CategoricalCrossentropy)
                      else 0.0 if loss is F.cross_entropy else None)

@@ -115,7 +115,8 @@ def _spec_problem(spec: dict[str, Any]) -> str | None:
         return f"has class_names that are not {num_classes} strings"
     settings = spec.get("evaluation", {})
     if not (isinstance(settings, dict) and settings.get("tta", 0) in TTA_LEVELS
-            and isinstance(settings.get("tta_fraction", 1.0), (float, int)) and 0 < settings.get("tta_fraction", 1.0) <= 1
+            and isinstance(settings.get("tta_fraction", 1.0), (float, int))
+            and not isinstance(settings.get("tta_fraction", 1.0), bool) and 0 < settings.get("tta_fraction", 1.0) <= 1
             and isinstance(settings.get("label_smoothing", 0.0), (float, int, type(None)))):
         return "has an invalid evaluation entry"
     return None

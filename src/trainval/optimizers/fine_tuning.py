@@ -44,8 +44,7 @@ class FineTuning:
     def split_groups(self, optimizer: torch.optim.Optimizer, module: nn.Module, head: Collection[str]) -> None:
         """Split each of ``optimizer``'s parameter groups into its head part (the parameters of ``module``
         named in ``head``) and its body part, whose rate is scaled and held at 0 for the head-only steps.
-        Head groups come first, so the optimiser's first group carries the base learning rate.
-        Call it before the first step."""
+        Head groups come first. Call it before the first step."""
         head_ids = {id(parameter) for name, parameter in module.named_parameters() if name in head}
         if not head_ids:
             raise ConfigError("fine-tuning needs to know the model's head: build the model with "

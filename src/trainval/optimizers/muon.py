@@ -102,7 +102,7 @@ class MuonWithSGD(torch.optim.Optimizer):
 
     def _muon_step(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
         directions = self._momentum(group, params, [p.grad for p in params])
-        if group["renormalize"]:
+        if group["renormalize"] and group["lr"] > 0:  # a group held still (fine-tuning's head-only phase) stays put
             norms = torch._foreach_norm(params)
             torch._foreach_mul_(params, [len(p) ** 0.5 / (norm + _NORM_EPS) for p, norm in zip(params, norms)])
         # Filter banks of one shape are orthogonalised together: one batched product instead of several.

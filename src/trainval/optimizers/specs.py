@@ -142,7 +142,9 @@ class Muon(_ScheduledSpec):
     nesterov: bool = True  # filters
     ns_steps: int = 3  # Newton-Schulz iterations per orthogonalisation
     weight_decay: float = 0.0  # filters, decoupled: each step multiplies them by 1 - lr * weight_decay
-    renormalize: bool = True  # rescale each filter bank to Frobenius norm sqrt(out_channels) before its step
+    # Rescale each filter bank to Frobenius norm sqrt(out_channels) before its step: right only where a
+    # BatchNorm follows every conv (fastnet), so that its scale does not matter.
+    renormalize: bool = False
     sgd_lr_ratio: float = 7.5  # the other parameters' learning rate, as a multiple of learning_rate
     sgd_momentum: float = 0.85  # the other parameters, always Nesterov
     sgd_weight_decay: float = 0.0  # the other parameters: L2 coefficient added to the gradient, torch-style

@@ -53,7 +53,7 @@ class Trainer:
         for a ready-made torch optimiser, its first group's rate."""
         if self.spec is None:
             return self.optimizer.param_groups[0]["lr"]
-        return self.optimizer.param_groups[0]["initial_lr"] * self.lr_scale
+        return self.spec.learning_rate * self.lr_scale  # the spec's, whatever order fine-tuning put the groups in
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
@@ -64,7 +64,7 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] *= ratio
         else:
-            self.lr_scale = value / self.optimizer.param_groups[0]["initial_lr"]
+            self.lr_scale = value / self.spec.learning_rate
 
     @property
     def last_learning_rate(self) -> float:

@@ -54,18 +54,16 @@ class Preset:
         any size, not a network with a fixed input); another length keeps the share of epochs on crops.
         """
         changed = self
-        augmentation = self.augmentation
         if model is not None and model != self.model:
             changed = replace(changed, model=model, model_options={})
-            if augmentation is not None and augmentation.crop_epochs:
-                changed = replace(changed, augmentation=replace(augmentation, crop=0.0, crop_epochs=0))
+            if changed.augmentation is not None:
+                changed = replace(changed, augmentation=changed.augmentation.with_crop_epochs(0))
         if epochs is not None and epochs != self.epochs:
             require_int("epochs", epochs, 0)
             changed = replace(changed, epochs=epochs)
-            if changed.augmentation is not None and changed.augmentation.crop_epochs:
+            if changed.augmentation is not None:
                 crop_epochs = min(epochs, round(changed.augmentation.crop_epochs * epochs / self.epochs))
-                changed = replace(changed, augmentation=replace(
-                    changed.augmentation, crop=changed.augmentation.crop if crop_epochs else 0.0, crop_epochs=crop_epochs))
+                changed = replace(changed, augmentation=changed.augmentation.with_crop_epochs(crop_epochs))
         if batch_size is not None and batch_size != self.batch_size:
             require_int("batch-size", batch_size, 1)
             changed = replace(changed, batch_size=batch_size,

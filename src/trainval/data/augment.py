@@ -7,7 +7,7 @@ images' device, so a batch on a GPU is augmented there without a copy to or from
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +61,10 @@ class Augmentation:
                               f"crop_epochs={self.crop_epochs}")
         check_alpha("mixup", self.mixup)
         check_alpha("cutmix", self.cutmix)
+
+    def with_crop_epochs(self, crop_epochs: int) -> Augmentation:
+        """This augmentation cropping the first ``crop_epochs`` epochs (0: none), at the same share of each side."""
+        return replace(self, crop=self.crop if crop_epochs else 0.0, crop_epochs=crop_epochs)
 
     def bind(self, num_samples: int, generator: torch.Generator) -> BoundAugmentation:
         """Draw the per-image state (the alternating flip's first coin) for a data set of ``num_samples``."""

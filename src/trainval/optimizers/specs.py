@@ -202,7 +202,7 @@ def resolve_optimizer(optimizer: str | OptimizerSpec | torch.optim.Optimizer,
         except KeyError:
             raise ConfigError(f"unknown optimizer {optimizer!r}; use one of {sorted(_BY_NAME)}, "
                               "a trainval.optimizers spec, or a torch.optim.Optimizer") from None
-    if not isinstance(optimizer, (SGD, Adam, Muon)):
+    if not isinstance(optimizer, tuple(_BY_NAME.values())):
         raise ConfigError(f"optimizer must be a name, a trainval.optimizers spec or a torch.optim.Optimizer; "
                           f"got {type(optimizer).__name__}")
     return optimizer.create(module), optimizer

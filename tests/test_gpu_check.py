@@ -27,20 +27,22 @@ def test_the_smoke_run_goes_through_every_step_and_writes_one_log_with_the_bench
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     log = (tmp_path / "check.log").read_text()
     assert log == done.stdout
-    steps = ["== machine", "== gpu tests", "== bench 94 (", "== bench 94 --compile", "== bench quick", "== summary"]
+    steps = ["== machine", "== gpu tests", "== bench 94 (", "== bench 94 --compile", "== bench quick",
+             "== bench 96 (one epoch)", "== summary"]
     assert [log.index(step) for step in steps] == sorted(log.index(step) for step in steps)
     assert f"torch {torch.__version__}" in log and "all steps passed" in log and re.search(r"^total: \d+s", log, re.M)
     if not torch.cuda.is_available():
         assert re.search(r"^\d+ skipped in", log, re.M)  # nothing but skips: no failure, no pass
-    for preset in ("94", "quick"):
+    for preset in ("94", "quick", "96"):
         report = json.loads((tmp_path / f"check-{preset}.json").read_text())
         assert report["preset"]["name"] == preset and len(report["seeds"]) == 1
         assert re.search(rf"^{preset} +on {report['machine']['device']} ", log, re.M)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a CUDA GPU")
-def test_without_a_gpu_the_full_run_stops_at_once_and_points_to_the_smoke_run(tmp_path):
-    done = _check(log=tmp_path / "check.log")
+@pytest.mark.parametrize("args", [(), ("--96",)], ids=["full", "96"])
+def test_without_a_gpu_the_full_run_stops_at_once_and_points_to_the_smoke_run(tmp_path, args):
+    done = _check(*args, log=tmp_path / "check.log")
     assert done.returncode == 2
     assert "torch sees no CUDA GPU here; run benchmarks/gpu_check.sh --smoke" in done.stdout
     assert "== gpu tests" not in done.stdout
@@ -48,4 +50,4 @@ def test_without_a_gpu_the_full_run_stops_at_once_and_points_to_the_smoke_run(tm
 
 def test_an_unknown_option_is_a_usage_error(tmp_path):
     done = _check("--fast", log=tmp_path / "check.log")
-    assert done.returncode == 2 and "usage: benchmarks/gpu_check.sh [--smoke]" in done.stderr
+    assert done.returncode == 2 and "usage: benchmarks/gpu_check.sh [--smoke | --96]" in done.stderr

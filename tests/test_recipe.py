@@ -754,6 +754,20 @@ def test_bench_prints_a_row_per_seed_and_writes_the_json_report(cifar_dir, tmp_p
     assert report["preset"]["name"] == "quick" and report["validation"] == "none"
 
 
+def test_bench_epochs_replaces_the_presets_in_the_runs_and_the_report(cifar_dir, tmp_path, capsys):
+    report_path = tmp_path / "bench.json"
+    status = main(["bench", "--preset", "fast", "--epochs", "2", "--seeds", "1", "--data-dir", str(cifar_dir),
+                   "--json", str(report_path)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "preset fast, 1 seeds, cifar10, all training images, 2 epochs, " in out
+    report = json.loads(report_path.read_text())
+    assert report["preset"]["epochs"] == 2 and presets.get("fast").epochs != 2
+    # 30 images a pass: two passes' worth of images per training second
+    row = report["seeds"][0]
+    assert row["images_per_second"] == pytest.approx(60 / row["train_seconds"], rel=1e-6)
+
+
 def test_bench_compare_reports_a_positive_throughput_ratio(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("TRAINVAL_DATA", raising=False)

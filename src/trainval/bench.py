@@ -84,17 +84,18 @@ def machine_facts(precision: str = "auto") -> dict[str, str | int]:
 
 def run_bench(preset: str, seeds: int, data_dir: str | None = None, precision: str = "auto",
               validation: str = "none", dataset: str = "cifar10", compile: bool = False,
-              on_result: Callable[[SeedRun], None] = lambda run: None) -> BenchReport:
+              epochs: int | None = None, on_result: Callable[[SeedRun], None] = lambda run: None) -> BenchReport:
     """Train ``preset`` once per seed 0..seeds-1 (no run folders) and collect accuracy and timings.
 
     ``validation="none"`` trains on all training images and scores the test set once, which is
     what the published speed runs measure. ``compile`` runs the model through ``torch.compile``;
     each seed's compile time is then reported apart (later seeds reuse torch's compiled code).
+    ``epochs`` replaces the preset's (its schedule squeezed or stretched to fit), for a shorter check.
     """
-    report = BenchReport(preset=presets.get(preset).to_dict(), dataset=dataset, validation=validation,
-                         machine=machine_facts(precision), compile=compile)
     config = TrainConfig(preset=preset, dataset=dataset, seed=0, data_dir=data_dir, precision=precision,
-                         validation=validation, verbose=0, runs_dir=None, compile=compile)
+                         validation=validation, verbose=0, runs_dir=None, compile=compile, epochs=epochs)
+    report = BenchReport(preset=presets.get(preset).with_overrides(epochs=epochs).to_dict(), dataset=dataset,
+                         validation=validation, machine=machine_facts(precision), compile=compile)
     report.seeds = run_seeds(config, seeds, announce=lambda line: None, on_seed=on_result)
     return report
 

@@ -18,7 +18,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         description="Train a preset once per seed (0..N-1) on all training images, score the test set once per seed, "
                     "and print one row per seed and mean/std/min/max, with the machine's facts.",
     )
-    add_config_options(bench, only=("preset", "dataset", "data_dir", "precision", "compile"))
+    add_config_options(bench, only=("preset", "dataset", "data_dir", "precision", "compile", "epochs"))
     bench.add_argument("--seeds", type=int, default=5, help="number of seeds to run (default: %(default)s)")
     bench.add_argument("--json", metavar="PATH", help="also write the rows, summary and machine facts to PATH as JSON")
     bench.add_argument("--compare", action="store_true",
@@ -47,6 +47,7 @@ def _print_summary(report: BenchReport) -> None:
 def _bench(args: argparse.Namespace) -> int:
     preset = args.preset or presets.DEFAULT
     print(f"trainval bench: preset {preset}, {args.seeds} seeds, {args.dataset}, all training images, "
+          f"{'' if args.epochs is None else f'{args.epochs} epochs, '}"
           f"test set scored once per seed{', torch.compile' if args.compile else ''}", flush=True)
     header_printed = False
 
@@ -61,7 +62,7 @@ def _bench(args: argparse.Namespace) -> int:
     compare = (compare_throughput(preset, args.compare_steps, args.data_dir, args.precision, args.dataset)
                if args.compare else None)
     report = run_bench(preset, args.seeds, data_dir=args.data_dir, precision=args.precision,
-                       dataset=args.dataset, compile=args.compile, on_result=show)
+                       dataset=args.dataset, compile=args.compile, epochs=args.epochs, on_result=show)
     report.compare = compare
     _print_summary(report)
     print("machine: " + ", ".join(f"{key} {value}" for key, value in report.machine.items()))

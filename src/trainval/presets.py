@@ -164,7 +164,7 @@ _register(_SPEEDRUN)
 # Muon for the filters at batch 512 (filters' rate 0.12, momentum 0.6; 0.06 and 0.24 did worse in 3-epoch
 # trials), progressive resizing (24 of 32 pixels a side for 3 epochs: about a fifth less work), no weight
 # averaging, and both TTA levels for the quarter of the test images the plain pass is least sure of.
-# 93.97% mean over 5 seeds, so not (yet) the 94 preset; 0.8x airbench94's time here (docs/performance.md).
+# 93.97% mean over 5 seeds, so not (yet) the 94 preset; 0.72-0.88x airbench94's time here (docs/performance.md).
 _FAST = Preset(
     name="fast",
     description="94's network with Muon for the filters in 9 epochs, the first 3 on 3/4-size crops, TTA for the "

@@ -22,7 +22,7 @@ from trainval.version import __version__
 from trainval.atomic_files import write_bytes_atomically
 from trainval.data.image_files import MAX_IMAGE_SIDE
 from trainval.errors import ModelFileError
-from trainval.training.tta import TTA_LEVELS
+from trainval.training.tta import TTA_LEVELS, is_fraction
 
 FORMAT = "trainval-model"
 FORMAT_VERSION = 1
@@ -115,8 +115,7 @@ def _spec_problem(spec: dict[str, Any]) -> str | None:
         return f"has class_names that are not {num_classes} strings"
     settings = spec.get("evaluation", {})
     if not (isinstance(settings, dict) and settings.get("tta", 0) in TTA_LEVELS
-            and isinstance(settings.get("tta_fraction", 1.0), (float, int))
-            and not isinstance(settings.get("tta_fraction", 1.0), bool) and 0 < settings.get("tta_fraction", 1.0) <= 1
+            and is_fraction(settings.get("tta_fraction", 1.0))
             and isinstance(settings.get("label_smoothing", 0.0), (float, int, type(None)))):
         return "has an invalid evaluation entry"
     return None

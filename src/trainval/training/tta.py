@@ -41,9 +41,14 @@ def tta_logits(module: nn.Module, inputs: torch.Tensor, level: int) -> torch.Ten
     return 0.5 * logits + 0.5 * shifted_logits
 
 
+def is_fraction(value: object) -> bool:
+    """Whether ``value`` is a number (not a bool) in (0, 1]: a share of the images to augment."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < value <= 1.0
+
+
 def check_fraction(fraction: float) -> float:
     """``fraction`` as a float if it is a share of the images in (0, 1]; a ConfigError otherwise."""
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction <= 1.0:
+    if not is_fraction(fraction):
         raise ConfigError(f"tta_fraction must be a share of the images in (0, 1]; got {fraction!r}")
     return float(fraction)
 

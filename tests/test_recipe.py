@@ -705,7 +705,7 @@ def test_the_96_preset_builds_the_wider_residual_fastnet_and_trains_a_step_on_sm
 
 
 def test_known_presets_exist_and_unknown_names_are_refused():
-    assert {"tutorial", "quick", "94", "fast", "96"} <= set(presets.names())
+    assert {"tutorial", "quick", "94", "fast", "94-sgd", "96"} <= set(presets.names())
     tutorial = presets.get("tutorial")
     assert (tutorial.model, tutorial.epochs, tutorial.batch_size) == ("seed-cnn", 10, 100)
     with pytest.raises(ConfigError, match="quick"):
@@ -802,3 +802,14 @@ def test_bench_with_no_seeds_is_a_usage_error_in_one_line(cifar_dir, capsys):
     err = capsys.readouterr().err
     assert err.startswith("trainval: error: ") and "seeds" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_fastnet_trains_the_muon_94_by_default_and_the_sgd_recipe_stays_available_as_94_sgd():
+    assert presets.for_model("fastnet").name == presets.for_model(None).name == "94"
+    muon, sgd = presets.get("94"), presets.get("94-sgd")
+    assert isinstance(muon.optimizer, Muon) and not muon.lookahead
+    assert isinstance(sgd.optimizer, SGD) and sgd.lookahead and sgd.augmentation.crop_epochs == 0
+    assert (muon.model, muon.model_options, muon.batch_size) == (sgd.model, sgd.model_options, sgd.batch_size)
+    fast = presets.get("fast")  # 94 one crop epoch shorter, otherwise the same recipe
+    assert dataclasses.replace(fast, name="94", description=muon.description, epochs=10,
+                               augmentation=muon.augmentation) == muon

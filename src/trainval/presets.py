@@ -167,7 +167,7 @@ _register(_SPEEDRUN)  # first of the fastnet presets: the recipe ``--model fastn
 
 # The same in 9 epochs, the first 3 on crops: a tenth faster, 93.97% mean over 5 seeds.
 _register(replace(
-    _SPEEDRUN, name="fast", epochs=9, augmentation=replace(_SPEEDRUN.augmentation, crop_epochs=3),
+    _SPEEDRUN, name="fast", epochs=9, augmentation=_SPEEDRUN.augmentation.with_crop_epochs(3),
     description="94's recipe in 9 epochs, the first 3 on crops: 93.97% on CIFAR-10 (5 seeds) in nine tenths of the time",
 ))
 
